@@ -1,0 +1,1 @@
+"""Graph -> Graph passes, one module each; `pipeline.PIPELINE` lists them in order."""

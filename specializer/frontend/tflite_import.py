@@ -1,0 +1,242 @@
+"""TFLite flatbuffer -> Graph, using the `tflite` schema package (no hand-written parser).
+
+How it works
+1. `load_model(path_or_bytes)` checks the file identifier and size, then reads subgraph 0 through the generated
+   schema accessors. Any exception while walking the flatbuffer becomes a one-line `ModelFormatError`.
+2. Every operator code is resolved to its builtin name; custom and unsupported ops raise `UnsupportedOpError`
+   with the op's index and the supported list. Builtin options are decoded into the typed attrs of
+   `specializer.ops` through the `OP_SPECS` table (the writer uses the same table).
+3. Tensors become `ir.Tensor`s: constants carry read-only numpy data (little-endian), quantization becomes `Quant`.
+4. `check_types(graph)` enforces the int8 contract: int8 activations; float32 only at QUANTIZE inputs /
+   DEQUANTIZE outputs; int16 only on LSTM state; int32 biases; anything else is an `UnsupportedTypeError`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+
+from .. import ops as opdefs
+from ..errors import ModelFormatError, ShapeError, UnsupportedOpError, UnsupportedTypeError
+from ..ir import NUMPY_DTYPES, Graph, Op, Quant, Tensor, verify
+
+_TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
+                  7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
+                  13: "resource", 14: "variant", 15: "uint32", 16: "uint16", 17: "int4"}
+
+
+def _builtin_names() -> dict[int, str]:
+    from tflite.BuiltinOperator import BuiltinOperator
+
+    return {v: k for k, v in vars(BuiltinOperator).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def _decode_options(kind: str, op_fb) -> object:
+    spec = opdefs.OP_SPECS[kind]
+    if not spec.fields:
+        return spec.attrs()
+    import importlib
+
+    mod = importlib.import_module(f"tflite.{spec.options}")
+    cls = getattr(mod, spec.options)
+    table = op_fb.BuiltinOptions()
+    if table is None:
+        return spec.attrs()
+    opt = cls()
+    opt.Init(table.Bytes, table.Pos)
+    values = {}
+    for attr, fb_field, kind_ in spec.fields:
+        if kind_ == "ivec":
+            arr = getattr(opt, fb_field + "AsNumpy")()
+            values[attr] = tuple(int(x) for x in arr) if not isinstance(arr, int) else ()
+            continue
+        v = getattr(opt, fb_field)()
+        if kind_ == "padding":
+            v = opdefs.PADDINGS[v]
+        elif kind_ == "act":
+            v = opdefs.ACTIVATIONS[v]
+        elif kind_ == "bool":
+            v = bool(v)
+        elif kind_ == "float":
+            v = float(v)
+        else:
+            v = int(v)
+        values[attr] = v
+    return spec.attrs(**values)
+
+
+def _read_bytes(src: Union[str, os.PathLike, bytes]) -> tuple[bytes, str]:
+    if isinstance(src, (bytes, bytearray, memoryview)):
+        return bytes(src), "<bytes>"
+    p = Path(src)
+    try:
+        return p.read_bytes(), str(p)
+    except FileNotFoundError:
+        raise ModelFormatError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise ModelFormatError(f"{p}: is a directory, expected a .tflite file") from None
+    except OSError as e:
+        raise ModelFormatError(f"{p}: cannot read ({e.strerror})") from None
+
+
+def load_model(src: Union[str, os.PathLike, bytes], name: str = "model") -> Graph:
+    """Parse a .tflite file (path or bytes) into a verified Graph. Raises SpecializerError subclasses."""
+    buf, label = _read_bytes(src)
+    if len(buf) < 8:
+        raise ModelFormatError(f"{label}: not a TFLite model ({len(buf)} bytes; too short for a flatbuffer)")
+    if buf[4:8] != b"TFL3":
+        raise ModelFormatError(f"{label}: not a TFLite model (file identifier {buf[4:8]!r}, expected b'TFL3')")
+    try:
+        graph = _parse(buf, label, name)
+    except (ModelFormatError, UnsupportedOpError, UnsupportedTypeError, ShapeError):
+        raise
+    except Exception as e:  # anything the flatbuffer accessors throw on a damaged file
+        raise ModelFormatError(f"{label}: malformed or truncated TFLite flatbuffer ({type(e).__name__}: {e})"
+                               ) from None
+    check_types(graph, label)
+    verify(graph)
+    return graph
+
+
+def _parse(buf: bytes, label: str, name: str) -> Graph:
+    import tflite
+
+    model = tflite.Model.GetRootAsModel(buf, 0)
+    root = int.from_bytes(buf[0:4], "little")
+    if root >= len(buf):
+        raise ModelFormatError(f"{label}: malformed or truncated TFLite flatbuffer (root offset beyond file end)")
+    if model.SubgraphsLength() < 1:
+        raise ModelFormatError(f"{label}: the model has no subgraph")
+    sg = model.Subgraphs(0)
+    names = _builtin_names()
+    opcodes = []
+    for i in range(model.OperatorCodesLength()):
+        oc = model.OperatorCodes(i)
+        code = max(int(oc.BuiltinCode()), int(oc.DeprecatedBuiltinCode()))
+        if code == 32:  # CUSTOM
+            cc = oc.CustomCode()
+            opcodes.append("CUSTOM(" + (cc.decode() if cc else "?") + ")")
+        else:
+            opcodes.append(names.get(code, f"BUILTIN_{code}"))
+
+    tensors: dict[int, Tensor] = {}
+    variable: set[int] = set()
+    for i in range(sg.TensorsLength()):
+        tfb = sg.Tensors(i)
+        dtype = _TFLITE_DTYPES.get(tfb.Type(), f"type{tfb.Type()}")
+        shp = tfb.ShapeAsNumpy()
+        shape = tuple(int(d) for d in shp) if not isinstance(shp, int) else ()
+        tname = tfb.Name().decode("utf-8", "replace") if tfb.Name() else f"t{i}"
+        if any(d < 0 for d in shape):
+            raise ShapeError(f"{label}: tensor '{tname}' (#{i}) has a dynamic shape {list(shape)}; "
+                             "only static shapes are supported")
+        q = None
+        qfb = tfb.Quantization()
+        if qfb is not None:
+            sc = qfb.ScaleAsNumpy()
+            zp = qfb.ZeroPointAsNumpy()
+            if not isinstance(sc, int) and len(sc) > 0:
+                zps = tuple(int(z) for z in zp) if not isinstance(zp, int) else (0,) * len(sc)
+                if len(zps) == 1 and len(sc) > 1:
+                    zps = zps * len(sc)
+                q = Quant(tuple(float(s) for s in sc), zps, int(qfb.QuantizedDimension()))
+        data = None
+        bidx = tfb.Buffer()
+        if bidx > 0 and bidx < model.BuffersLength():
+            b = model.Buffers(bidx)
+            raw = None
+            if b.Offset() > 1:
+                off, size = int(b.Offset()), int(b.Size())
+                if off + size > len(buf):
+                    raise ModelFormatError(f"{label}: malformed or truncated TFLite flatbuffer "
+                                           f"(buffer {bidx} lies beyond the end of the file)")
+                raw = np.frombuffer(buf, dtype=np.uint8, count=size, offset=off)
+            else:
+                d = b.DataAsNumpy()
+                if not isinstance(d, int) and len(d) > 0:
+                    raw = d
+            if raw is not None:
+                if dtype not in NUMPY_DTYPES:
+                    raise UnsupportedTypeError(f"{label}: constant tensor '{tname}' (#{i}) has type {dtype}; "
+                                               "supported constant types: int8, int16, int32, int64, float32")
+                npdt = np.dtype(NUMPY_DTYPES[dtype]).newbyteorder("<")
+                n = int(np.prod(shape)) if shape else 1
+                if raw.nbytes != n * npdt.itemsize:
+                    raise ModelFormatError(f"{label}: constant tensor '{tname}' (#{i}) holds {raw.nbytes} bytes, "
+                                           f"its shape {list(shape)} needs {n * npdt.itemsize}")
+                arr = np.frombuffer(raw.tobytes(), dtype=npdt).astype(NUMPY_DTYPES[dtype]).reshape(shape)
+                arr.setflags(write=False)
+                data = arr
+        if tfb.IsVariable():
+            variable.add(i)
+        tensors[i] = Tensor(id=i, name=tname, shape=shape, dtype=dtype, quant=q, data=data, variable=tfb.IsVariable())
+
+    ops = []
+    for i in range(sg.OperatorsLength()):
+        ofb = sg.Operators(i)
+        idx = ofb.OpcodeIndex()
+        if idx >= len(opcodes):
+            raise ModelFormatError(f"{label}: op #{i} refers to operator code {idx}, the model has {len(opcodes)}")
+        kind = opcodes[idx]
+        if kind not in opdefs.OP_SPECS:
+            raise UnsupportedOpError(f"{label}: op #{i} {kind} is not supported; supported ops: "
+                                     + ", ".join(opdefs.SUPPORTED_OPS))
+        ins = ofb.InputsAsNumpy()
+        outs = ofb.OutputsAsNumpy()
+        ins = tuple(None if int(t) < 0 else int(t) for t in ins) if not isinstance(ins, int) else ()
+        outs = tuple(int(t) for t in outs) if not isinstance(outs, int) else ()
+        inter = ofb.IntermediatesAsNumpy()
+        inter = tuple(int(t) for t in inter) if not isinstance(inter, int) else ()
+        for t in ins + outs + inter:
+            if t is not None and t not in tensors:
+                raise ModelFormatError(f"{label}: op #{i} {kind} refers to tensor {t}, the model has {len(tensors)}")
+        attrs = _decode_options(kind, ofb)
+        ops.append(Op(kind=kind, inputs=ins, outputs=outs, attrs=attrs, index=i, intermediates=inter))
+
+    gin = tuple(int(t) for t in sg.InputsAsNumpy()) if not isinstance(sg.InputsAsNumpy(), int) else ()
+    gout = tuple(int(t) for t in sg.OutputsAsNumpy()) if not isinstance(sg.OutputsAsNumpy(), int) else ()
+    if not gin or not gout:
+        raise ModelFormatError(f"{label}: the model declares no inputs or no outputs")
+    g = Graph(tensors=tensors, ops=tuple(ops), inputs=gin, outputs=gout, name=name,
+              meta={"source": label, "num_subgraphs": model.SubgraphsLength()})
+    return g.prune()
+
+
+def check_types(g: Graph, label: str = "model") -> None:
+    """Enforce the int8 contract (see module docstring)."""
+    for op in g.ops:
+        where = f"{label}: op #{op.index} {op.kind}"
+        for pos, tid in enumerate(op.inputs):
+            if tid is None:
+                continue
+            t = g.tensors[tid]
+            _check_tensor(g, op, t, where, "input", pos)
+        for pos, tid in enumerate(op.outputs):
+            _check_tensor(g, op, g.tensors[tid], where, "output", pos)
+
+
+def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) -> None:
+    desc = f"{role} {pos} '{t.name}' (#{t.id})"
+    if t.is_const:
+        if t.dtype not in ("int8", "int16", "int32", "int64", "float32"):
+            raise UnsupportedTypeError(f"{where}: constant {desc} has type {t.dtype}")
+        if t.dtype == "float32" and op.kind not in ("QUANTIZE", "DEQUANTIZE"):
+            raise UnsupportedTypeError(f"{where}: constant {desc} is float32; only int8 models are supported "
+                                       "(float32 only at QUANTIZE/DEQUANTIZE edges)")
+        return
+    if t.dtype == "int8":
+        if t.quant is None:
+            raise UnsupportedTypeError(f"{where}: {desc} is int8 without quantization parameters")
+        return
+    if t.dtype == "float32" and ((op.kind == "QUANTIZE" and role == "input")
+                                 or (op.kind == "DEQUANTIZE" and role == "output")):
+        return
+    if t.dtype == "int16" and op.kind == "UNIDIRECTIONAL_SEQUENCE_LSTM":
+        return
+    if t.dtype == "int32" and op.kind in ("RESHAPE",) and role == "input" and pos == 1:
+        return
+    raise UnsupportedTypeError(
+        f"{where}: {desc} is {t.dtype}; only int8 activations are supported "
+        "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM state)")
