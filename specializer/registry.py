@@ -48,6 +48,7 @@ class KernelEntry:
     priority: int = 0  # higher wins among accepting entries; generic kernels use 0
     generic: bool = True  # the portable plain-C reference path
     requires: frozenset = field(default_factory=frozenset)  # core features needed ("dsp", "mve", ...)
+    reorder: Optional[Callable[["Graph", "Op"], tuple]] = None  # weights into the kernel's layout: (g, op) -> (g, op)
 
 
 def entries() -> tuple[KernelEntry, ...]:

@@ -1,0 +1,1 @@
+"""C runtime headers shipped with every generated library, and the host runner used by tests."""

@@ -1,0 +1,86 @@
+"""The oracle: TensorFlow Lite Micro's reference kernels (pip `tflite-micro`), and bit-exactness checks.
+
+How it works
+1. `run_tflm(model, inputs)` runs one inference on a *fresh* interpreter (stateful ops such as LSTM keep state
+   between invokes, and the reference pairs were made on fresh interpreters).
+2. `compare(model, inputs_list, out_dir)` compiles the model with specializer, builds the host library (with
+   ASan/UBSan when `sanitize`), runs every input through both, and returns a report of any difference.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+
+def run_tflm(model: Union[bytes, str, os.PathLike], inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    from tflite_micro.python.tflite_micro import runtime
+
+    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    it = runtime.Interpreter.from_bytes(bytes(data))
+    for i, x in enumerate(inputs):
+        it.set_input(np.asarray(x), i)
+    it.invoke()
+    outs = []
+    i = 0
+    while True:
+        try:
+            outs.append(np.array(it.get_output(i)))
+        except Exception:
+            break
+        i += 1
+    return outs
+
+
+def random_inputs(result, rng: np.random.Generator, low: int = -128, high: int = 127) -> list[np.ndarray]:
+    """Random inputs for a CompileResult's inputs (int8 uniform in [low, high]; float32 via the input quant)."""
+    xs = []
+    for io in result.inputs:
+        if io.dtype == "float32":
+            xs.append(rng.uniform(-4, 4, size=io.shape).astype(np.float32))
+        else:
+            xs.append(rng.integers(low, high + 1, size=io.shape, dtype=np.int64).astype(io.dtype))
+    return xs
+
+
+@dataclass
+class Mismatch:
+    case: int
+    output: int
+    num_diff: int
+    max_abs_diff: float
+    first_index: tuple
+
+    def __str__(self) -> str:
+        return (f"input #{self.case}, output {self.output}: {self.num_diff} values differ "
+                f"(max |diff| {self.max_abs_diff}, first at {self.first_index})")
+
+
+def diff_outputs(ref: Sequence[np.ndarray], got: Sequence[np.ndarray], case: int = 0) -> list[Mismatch]:
+    bad = []
+    for k, (r, g) in enumerate(zip(ref, got)):
+        r = np.asarray(r)
+        g = np.asarray(g).reshape(r.shape)
+        if r.dtype != g.dtype or not np.array_equal(r, g):
+            d = np.abs(r.astype(np.float64) - g.astype(np.float64))
+            idx = tuple(int(v) for v in np.argwhere(d > 0)[0]) if (d > 0).any() else ()
+            bad.append(Mismatch(case, k, int((d > 0).sum()), float(d.max()), idx))
+    return bad
+
+
+def compare(model: Union[bytes, str, os.PathLike], inputs_list: Sequence[Sequence[np.ndarray]], out_dir: Path,
+            name: str = "net", sanitize: bool = True, target: Optional[str] = None) -> list[Mismatch]:
+    """Compile, run on the host and compare with TFLM for every input set. Returns the mismatches."""
+    import specializer
+
+    res = specializer.compile(model, name=name, out_dir=out_dir, target=target, verify_each=True)
+    lib = res.host_library(sanitize=sanitize)
+    bad = []
+    for case, xs in enumerate(inputs_list):
+        ref = run_tflm(model, xs)
+        got = lib.run(xs)
+        bad += diff_outputs(ref, got, case)
+    return bad

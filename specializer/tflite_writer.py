@@ -1,0 +1,273 @@
+"""The project's own TFLite writer: build int8 models from numpy arrays (single ops and small graphs).
+
+How it works
+1. `ModelBuilder` collects tensors (activations, constants, variables) and ops with the same typed attrs the
+   importer produces (`specializer.ops`); `OP_SPECS` says which options table and fields each attr maps to.
+2. `build()` serialises with the generated builder functions of the `tflite` schema package and
+   `flatbuffers.Builder`: buffer 0 is the empty buffer, every constant gets its own 16-byte aligned buffer,
+   operator codes carry both the deprecated and the extended builtin code.
+3. The result is accepted by the tflite-micro interpreter (the oracle) and by `frontend.load_model`, so tests can
+   round-trip: numpy -> .tflite -> oracle and -> specializer -> C, and compare bit for bit.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, fields
+from typing import Optional, Sequence, Union
+
+import flatbuffers
+import numpy as np
+
+from . import ops as opdefs
+
+_DTYPE_CODES = {"float32": 0, "int32": 2, "uint8": 3, "int64": 4, "bool": 6, "int16": 7, "int8": 9}
+
+
+@dataclass
+class _T:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    scale: Optional[tuple[float, ...]]
+    zero_point: Optional[tuple[int, ...]]
+    axis: int
+    data: Optional[bytes]
+    variable: bool
+
+
+@dataclass
+class _Op:
+    kind: str
+    inputs: tuple[int, ...]
+    outputs: tuple[int, ...]
+    attrs: object
+    intermediates: tuple[int, ...] = ()
+
+
+def _tuple(v, n=None):
+    if v is None:
+        return None
+    if np.isscalar(v):
+        return (v,)
+    return tuple(np.asarray(v).reshape(-1).tolist())
+
+
+@dataclass
+class ModelBuilder:
+    description: str = "built by specializer.tflite_writer"
+    tensors: list = field(default_factory=list)
+    ops: list = field(default_factory=list)
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+
+    # ---- tensors -----------------------------------------------------------------------------------------
+    def tensor(self, name: str, shape: Sequence[int], dtype: str = "int8", scale=None, zero_point=None,
+               axis: int = 0, data: Optional[np.ndarray] = None, variable: bool = False) -> int:
+        """Add a tensor; returns its index. `scale`/`zero_point` scalars or sequences (per-channel on `axis`)."""
+        sc = _tuple(scale)
+        zp = _tuple(zero_point)
+        if sc is not None and zp is None:
+            zp = (0,) * len(sc)
+        if sc is not None and zp is not None and len(zp) == 1 and len(sc) > 1:
+            zp = zp * len(sc)
+        raw = None
+        if data is not None:
+            arr = np.ascontiguousarray(np.asarray(data).astype(_np_dtype(dtype)).reshape(tuple(shape)))
+            raw = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        self.tensors.append(_T(name, tuple(int(d) for d in shape), dtype,
+                               None if sc is None else tuple(float(s) for s in sc),
+                               None if zp is None else tuple(int(z) for z in zp), axis, raw, variable))
+        return len(self.tensors) - 1
+
+    def const(self, name: str, data: np.ndarray, scale=None, zero_point=None, axis: int = 0,
+              dtype: Optional[str] = None) -> int:
+        data = np.asarray(data)
+        dtype = dtype or {np.dtype(np.int8): "int8", np.dtype(np.int16): "int16", np.dtype(np.int32): "int32",
+                          np.dtype(np.int64): "int64", np.dtype(np.float32): "float32",
+                          np.dtype(np.uint8): "uint8"}[data.dtype]
+        return self.tensor(name, data.shape, dtype, scale, zero_point, axis, data=data)
+
+    def input(self, name: str, shape: Sequence[int], dtype: str = "int8", scale=None, zero_point=None) -> int:
+        t = self.tensor(name, shape, dtype, scale, zero_point)
+        self.inputs.append(t)
+        return t
+
+    def output(self, tid: int) -> int:
+        self.outputs.append(tid)
+        return tid
+
+    def op(self, kind: str, inputs: Sequence[Optional[int]], outputs: Sequence[int], attrs=None,
+           intermediates: Sequence[int] = ()) -> None:
+        if kind not in opdefs.OP_SPECS:
+            raise ValueError(f"writer: unknown op {kind}")
+        spec = opdefs.OP_SPECS[kind]
+        if attrs is None:
+            attrs = spec.attrs()
+        if not isinstance(attrs, spec.attrs):
+            raise TypeError(f"writer: {kind} takes {spec.attrs.__name__} attrs, got {type(attrs).__name__}")
+        self.ops.append(_Op(kind, tuple(-1 if i is None else int(i) for i in inputs),
+                            tuple(int(o) for o in outputs), attrs, tuple(intermediates)))
+
+    # ---- serialisation -----------------------------------------------------------------------------------
+    def build(self) -> bytes:
+        import tflite
+        from tflite.BuiltinOperator import BuiltinOperator
+        from tflite.BuiltinOptions import BuiltinOptions
+
+        b = flatbuffers.Builder(1024)
+
+        # buffers: 0 = empty, then one per constant
+        buffer_data = [None]
+        tensor_buffer = []
+        for t in self.tensors:
+            if t.data is not None:
+                buffer_data.append(t.data)
+                tensor_buffer.append(len(buffer_data) - 1)
+            else:
+                tensor_buffer.append(0)
+        buf_offsets = []
+        for data in buffer_data:
+            vec = None
+            if data:
+                b.StartVector(1, len(data), 16)
+                b.head = b.head - len(data)
+                b.Bytes[b.head:b.head + len(data)] = data
+                vec = b.EndVector()
+            tflite.BufferStart(b)
+            if vec is not None:
+                tflite.BufferAddData(b, vec)
+            buf_offsets.append(tflite.BufferEnd(b))
+
+        # tensors
+        t_offsets = []
+        for t in self.tensors:
+            name = b.CreateString(t.name)
+            shape = b.CreateNumpyVector(np.asarray(t.shape, dtype=np.int32))
+            q = None
+            if t.scale is not None:
+                sc = b.CreateNumpyVector(np.asarray(t.scale, dtype=np.float32))
+                zp = b.CreateNumpyVector(np.asarray(t.zero_point, dtype=np.int64))
+                tflite.QuantizationParametersStart(b)
+                tflite.QuantizationParametersAddScale(b, sc)
+                tflite.QuantizationParametersAddZeroPoint(b, zp)
+                tflite.QuantizationParametersAddQuantizedDimension(b, t.axis)
+                q = tflite.QuantizationParametersEnd(b)
+            tflite.TensorStart(b)
+            tflite.TensorAddShape(b, shape)
+            tflite.TensorAddType(b, _DTYPE_CODES[t.dtype])
+            tflite.TensorAddBuffer(b, tensor_buffer[len(t_offsets)])
+            tflite.TensorAddName(b, name)
+            if q is not None:
+                tflite.TensorAddQuantization(b, q)
+            if t.variable:
+                tflite.TensorAddIsVariable(b, True)
+            t_offsets.append(tflite.TensorEnd(b))
+
+        # operator codes
+        kinds = []
+        for o in self.ops:
+            if o.kind not in kinds:
+                kinds.append(o.kind)
+        oc_offsets = []
+        for k in kinds:
+            code = getattr(BuiltinOperator, k)
+            tflite.OperatorCodeStart(b)
+            tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+            tflite.OperatorCodeAddBuiltinCode(b, code)
+            tflite.OperatorCodeAddVersion(b, 1)
+            oc_offsets.append(tflite.OperatorCodeEnd(b))
+
+        # operators
+        op_offsets = []
+        for o in self.ops:
+            spec = opdefs.OP_SPECS[o.kind]
+            opt_off, opt_type = _write_options(b, spec, o.attrs, BuiltinOptions)
+            ins = b.CreateNumpyVector(np.asarray(o.inputs, dtype=np.int32))
+            outs = b.CreateNumpyVector(np.asarray(o.outputs, dtype=np.int32))
+            inter = b.CreateNumpyVector(np.asarray(o.intermediates, dtype=np.int32)) if o.intermediates else None
+            tflite.OperatorStart(b)
+            tflite.OperatorAddOpcodeIndex(b, kinds.index(o.kind))
+            tflite.OperatorAddInputs(b, ins)
+            tflite.OperatorAddOutputs(b, outs)
+            if opt_off is not None:
+                tflite.OperatorAddBuiltinOptionsType(b, opt_type)
+                tflite.OperatorAddBuiltinOptions(b, opt_off)
+            if inter is not None:
+                tflite.OperatorAddIntermediates(b, inter)
+            op_offsets.append(tflite.OperatorEnd(b))
+
+        def vec_of(offsets, start):
+            start(b, len(offsets))
+            for off in reversed(offsets):
+                b.PrependUOffsetTRelative(off)
+            return b.EndVector()
+
+        tensors_v = vec_of(t_offsets, tflite.SubGraphStartTensorsVector)
+        ops_v = vec_of(op_offsets, tflite.SubGraphStartOperatorsVector)
+        in_v = b.CreateNumpyVector(np.asarray(self.inputs, dtype=np.int32))
+        out_v = b.CreateNumpyVector(np.asarray(self.outputs, dtype=np.int32))
+        sg_name = b.CreateString("main")
+        tflite.SubGraphStart(b)
+        tflite.SubGraphAddTensors(b, tensors_v)
+        tflite.SubGraphAddInputs(b, in_v)
+        tflite.SubGraphAddOutputs(b, out_v)
+        tflite.SubGraphAddOperators(b, ops_v)
+        tflite.SubGraphAddName(b, sg_name)
+        sg = tflite.SubGraphEnd(b)
+
+        sgs_v = vec_of([sg], tflite.ModelStartSubgraphsVector)
+        ocs_v = vec_of(oc_offsets, tflite.ModelStartOperatorCodesVector)
+        bufs_v = vec_of(buf_offsets, tflite.ModelStartBuffersVector)
+        desc = b.CreateString(self.description)
+        tflite.ModelStart(b)
+        tflite.ModelAddVersion(b, 3)
+        tflite.ModelAddOperatorCodes(b, ocs_v)
+        tflite.ModelAddSubgraphs(b, sgs_v)
+        tflite.ModelAddDescription(b, desc)
+        tflite.ModelAddBuffers(b, bufs_v)
+        m = tflite.ModelEnd(b)
+        b.Finish(m, file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+
+def _np_dtype(dtype: str):
+    from .ir import NUMPY_DTYPES
+
+    return NUMPY_DTYPES[dtype]
+
+
+def _write_options(b, spec: opdefs.OpSpec, attrs, BuiltinOptions):
+    if spec.options is None:
+        return None, 0
+    mod = importlib.import_module(f"tflite.{spec.options}")
+    vectors = {}
+    for attr, fb_field, kind in spec.fields:
+        if kind == "ivec":
+            vals = getattr(attrs, attr)
+            if vals:
+                vectors[fb_field] = b.CreateNumpyVector(np.asarray(vals, dtype=np.int32))
+    getattr(mod, f"{spec.options}Start")(b)
+    for attr, fb_field, kind in spec.fields:
+        v = getattr(attrs, attr)
+        if kind == "ivec":
+            if fb_field in vectors:
+                getattr(mod, f"{spec.options}Add{fb_field}")(b, vectors[fb_field])
+            continue
+        if kind == "padding":
+            v = opdefs.PADDINGS.index(v)
+        elif kind == "act":
+            v = opdefs.ACTIVATIONS.index(v)
+        elif kind == "bool":
+            v = bool(v)
+        elif kind == "float":
+            v = float(v)
+        else:
+            v = int(v)
+        getattr(mod, f"{spec.options}Add{fb_field}")(b, v)
+    off = getattr(mod, f"{spec.options}End")(b)
+    return off, getattr(BuiltinOptions, spec.options)
+
+
+# ---- convenience for tests and benchmarks -----------------------------------------------------------------
+def attrs_fields(attrs) -> dict:
+    return {f.name: getattr(attrs, f.name) for f in fields(attrs)}
