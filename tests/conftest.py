@@ -6,16 +6,15 @@ Options
 """
 from __future__ import annotations
 
-import json
 import os
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("SPZ_SHARED", REPO.parent / "shared"))
-MODELS = SHARED / "models"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tests import spz_testutil from any subfolder
+
+from spz_testutil import MODELS, REPO, SHARED  # noqa: E402,F401
 
 
 def pytest_addoption(parser):
@@ -37,37 +36,3 @@ def sweep(request):
     """Multiplier for randomized tests: `n = sweep(default)` gives --sweep N when given, else default."""
     n = request.config.getoption("--sweep") or (int(os.environ["SPZ_SWEEP"]) if os.environ.get("SPZ_SWEEP") else None)
     return (lambda default: n if n else default)
-
-
-def manifest() -> dict:
-    p = MODELS / "MANIFEST.json"
-    if not p.exists():
-        return {"models": []}
-    return json.loads(p.read_text())
-
-
-def model_names() -> list[str]:
-    return [m["file"][:-len(".tflite")] for m in manifest()["models"]]
-
-
-def model_path(name: str) -> Path:
-    return MODELS / f"{name}.tflite"
-
-
-def reference(name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    ref = np.load(MODELS / f"{name}.ref.npz")
-    ins = [ref[f"input_{i}"] for i in range(len([k for k in ref.files if k.startswith("input_")]))]
-    outs = [ref[f"output_{i}"] for i in range(len([k for k in ref.files if k.startswith("output_")]))]
-    return ins, outs
-
-
-requires_models = pytest.mark.skipif(not (MODELS / "MANIFEST.json").exists(),
-                                     reason=f"shared models not found at {MODELS}")
-
-
-def assert_bitexact(model_bytes: bytes, inputs_list, tmp_path: Path, sanitize: bool = True, name: str = "net"):
-    """Compile `model_bytes`, run every input set on the host (ASan/UBSan) and on TFLM; fail on any difference."""
-    from specializer.oracle import compare
-
-    bad = compare(model_bytes, inputs_list, tmp_path / "out", name=name, sanitize=sanitize)
-    assert not bad, "not bit-exact with TFLM: " + "; ".join(str(b) for b in bad[:5])
