@@ -117,6 +117,8 @@ class Decoder:
     def _classify(self, ci) -> Insn:
         ins = Insn()
         name = ci.insn_name() or ci.mnemonic.split(".")[0]
+        if name.startswith("fconst"):   # capstone's internal name for VMOV immediate
+            name = "vmov"
         ins.address, ins.size, ins.name = ci.address, ci.size, name
         ins.mnemonic, ins.op_str = ci.mnemonic, ci.op_str
         r_ids, w_ids = ci.regs_access()
