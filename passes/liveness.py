@@ -15,8 +15,9 @@ How it works
 5. Scratch: an op whose `kernel.scratch_bytes > 0` gets a buffer of kind 'scratch' live at its own step only.
 6. In-place candidates (`inplace_candidates`): the op's chosen kernel entry lists input positions p whose buffer
    the output may overwrite. The pair is a candidate when the input's buffer dies at this op, both buffers have the
-   same size (and the two tensors too), and neither is a graph output, a variable or a constant. Whether a
-   candidate is taken is the placement's decision (`passes.plan_memory`).
+   same size (and the two tensors too), neither is a graph output, a variable or a constant, and no other input
+   position the kernel may not overwrite reads the same bytes (x and a view of x). Whether a candidate is taken
+   is the placement's decision (`passes.plan_memory`).
 """
 from __future__ import annotations
 
@@ -200,6 +201,9 @@ def inplace_candidates(g: Graph, bufs: list[Buffer],
                 continue
             ib = owner[in_tid]
             if ib.kind != "tensor" or ib.last != step or any(t in outputs for t in ib.tensors):
+                continue
+            # another input read through the same bytes (x and a view of x) must also be overwritable
+            if any(q not in pos and t is not None and owner.get(t) is ib for q, t in enumerate(op.inputs)):
                 continue
             for out_tid in op.outputs:
                 ob = owner.get(out_tid)

@@ -226,7 +226,8 @@ def check_plan(g: Graph) -> None:
         off[b.id] = o
 
     shared: set[tuple[int, int]] = set()
-    allowed = {(c.out_tid, c.in_tid) for c in inplace_candidates(g, bufs, kernel_inplace_positions)}
+    allowed = ({(c.out_tid, c.in_tid) for c in inplace_candidates(g, bufs, kernel_inplace_positions)}
+               if plan.inplace else set())  # only consult the kernel registry when in-place is recorded
     for out_tid, in_tid in plan.inplace.items():
         if (out_tid, in_tid) not in allowed:
             prod = g.producer(out_tid)

@@ -220,6 +220,17 @@ def test_inplace_not_over_graph_output_variable_or_alias_kept_alive():
     assert not planned(g).memory_plan.inplace
 
 
+def test_inplace_not_when_another_input_reads_the_same_bytes():
+    # op1 = f(%1, view(%1)) with a kernel that may overwrite input 0 only: the view would be clobbered
+    g = make_graph({0: 4, 1: 100, 2: 100, 3: 100},
+                   [([0], [1], {}), ([1], [2], {"alias_of": 1, "kind": "RESHAPE"}),
+                    ([1, 2], [3], {"kernel": KernelChoice("inplace0")})], [0], [3])
+    assert not planned(g).memory_plan.inplace
+    # a kernel that may overwrite both positions (element-wise) may take it
+    g2 = g.with_ops(g.ops[:2] + (dataclasses.replace(g.ops[2], kernel=KernelChoice("inplace01")),))
+    assert dict(planned(g2).memory_plan.inplace) == {3: 1}
+
+
 def test_inplace_second_input_position():
     # ADD(%a, %b) whose kernel allows overwriting either input; %a lives on, %b dies: take %b
     g = make_graph({0: 4, 1: 100, 2: 100, 3: 100, 4: 4},
