@@ -89,7 +89,7 @@ __attribute__((noinline, used)) void spz_profile_mark(uint32_t id)
     __asm__ volatile("" : : "r"(id) : "memory");
 }
 
-void bench_setup(void)
+__attribute__((noinline)) void bench_setup(void)
 {
     for (int i = 0; i < SPZ_NUM_IN; i++) {
         bench_input_ptrs[i] = (int8_t *)(void *)SPZ_FN(_input)(g_arena, i);
@@ -103,7 +103,7 @@ void bench_setup(void)
     bench_output_len = bench_output_lens[0];
 }
 
-void bench_invoke(void)
+__attribute__((noinline)) void bench_invoke(void)
 {
     bench_status = SPZ_FN(_run)(g_arena);
 }
