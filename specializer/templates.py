@@ -7,7 +7,7 @@ How it works
        $assert EXPR[, "message"]        (checks the legal parameter space; failure raises TemplateError)
        $# comment                       (dropped)
    Anywhere else `${EXPR}` is replaced by the value of a Python expression over the template arguments.
-2. The template is compiled once into a Python function that appends lines to a list (cached per file), then
+2. The template is compiled once into a Python function that appends lines to a list (cached per content), then
    called with the arguments. Expressions see the arguments, `range`, `min`, `max`, `len`, `abs` and a few
    helpers (`hex`, `cint` for C integer literals).
 3. Errors name the template and the line.
@@ -41,8 +41,7 @@ _GLOBALS = {"range": range, "min": min, "max": max, "len": len, "abs": abs, "enu
 
 
 @functools.lru_cache(maxsize=None)
-def _compile(path: str) -> Any:
-    text = Path(path).read_text()
+def _compile(path: str, text: str) -> Any:
     out = ["def __render(__emit):"]
     depth = 1
     stack = []
@@ -104,7 +103,7 @@ def _compile(path: str) -> Any:
 def render(path: Path | str, args: Mapping[str, Any]) -> str:
     """Expand template `path` with `args`. Raises TemplateError naming the template and line."""
     path = str(path)
-    code = _compile(path)
+    code = _compile(path, Path(path).read_text())
     lines: list[str] = []
 
     def emit(s: str, lineno: int) -> None:

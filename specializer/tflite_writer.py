@@ -108,6 +108,11 @@ class ModelBuilder:
         self.ops.append(_Op(kind, tuple(-1 if i is None else int(i) for i in inputs),
                             tuple(int(o) for o in outputs), attrs, tuple(intermediates)))
 
+    def raw_op(self, kind: str, inputs: Sequence[Optional[int]], outputs: Sequence[int]) -> None:
+        """An op of any builtin kind, without options (tests use it to write ops the compiler rejects)."""
+        self.ops.append(_Op(kind, tuple(-1 if i is None else int(i) for i in inputs),
+                            tuple(int(o) for o in outputs), None))
+
     # ---- serialisation -----------------------------------------------------------------------------------
     def build(self) -> bytes:
         import tflite
@@ -180,8 +185,8 @@ class ModelBuilder:
         # operators
         op_offsets = []
         for o in self.ops:
-            spec = opdefs.OP_SPECS[o.kind]
-            opt_off, opt_type = _write_options(b, spec, o.attrs, BuiltinOptions)
+            spec = opdefs.OP_SPECS.get(o.kind)
+            opt_off, opt_type = _write_options(b, spec, o.attrs, BuiltinOptions) if spec else (None, 0)
             ins = b.CreateNumpyVector(np.asarray(o.inputs, dtype=np.int32))
             outs = b.CreateNumpyVector(np.asarray(o.outputs, dtype=np.int32))
             inter = b.CreateNumpyVector(np.asarray(o.intermediates, dtype=np.int32)) if o.intermediates else None

@@ -1,0 +1,89 @@
+"""Command line: `specializer compile | inspect | bench`.
+
+How it works
+1. argparse subcommands call the Python API (`specializer.api`) and the Cortex-M bench driver
+   (`specializer.targets.cortex_m.bench`).
+2. A `SpecializerError` (bad model, bad name, unknown target, unwritable directory, toolchain failure...) prints
+   one line `specializer: error: ...` on stderr and exits with status 2; no traceback for user mistakes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .errors import SpecializerError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="specializer",
+                                description="Compile int8 TFLite models into static C libraries for Cortex-M.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    c = sub.add_parser("compile", help="generate <name>.h, <name>.c, <name>_weights.c and runtime headers")
+    c.add_argument("model", help=".tflite file")
+    c.add_argument("--name", default="net", help="C prefix of the library (a C identifier; default: net)")
+    c.add_argument("-o", "--out", default="out", help="output directory (default: out/)")
+    c.add_argument("--target", default=None,
+                   help="core to tune for: cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 "
+                        "(default: portable C)")
+    c.add_argument("--generic", action="store_true", help="use only the generic (reference) kernels")
+    c.add_argument("--dump-after", metavar="PASS", help="print the IR after the named pass")
+
+    i = sub.add_parser("inspect", help="ops, shapes, quantization, MACs per layer, memory plan")
+    i.add_argument("model")
+    i.add_argument("--target", default=None)
+    i.add_argument("--dump-after", metavar="PASS", help="also print the IR after the named pass")
+
+    b = sub.add_parser("bench", help="cross-compile, run in the Cortex-M simulator, report cycles/RAM/flash per layer")
+    b.add_argument("model", nargs="?", help=".tflite file")
+    b.add_argument("--elf", action="append", default=[], help="also measure an ELF that follows the bench contract")
+    b.add_argument("--target", default="cortex-m4")
+    b.add_argument("--opt", default="-O2", choices=["-O2", "-O3", "-Os"], help="cross-compiler optimisation level")
+    b.add_argument("--generic", action="store_true", help="use only the generic (reference) kernels")
+    b.add_argument("--input", help="input .npz (input_0, ...) or raw .bin; default: seeded random int8")
+    b.add_argument("--json", dest="json_out", help="write the full report as JSON")
+    b.add_argument("--plot", help="write a per-layer PNG chart")
+    b.add_argument("--build-dir", help="keep the build here (default: a temporary directory)")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.cmd == "compile":
+            return _compile(args)
+        if args.cmd == "inspect":
+            from .api import inspect_model
+
+            sys.stdout.write(inspect_model(args.model, args.target, dump_after=args.dump_after))
+            return 0
+        if args.cmd == "bench":
+            from .targets.cortex_m.bench import bench_main
+
+            return bench_main(args)
+    except SpecializerError as e:
+        print(f"specializer: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("specializer: interrupted", file=sys.stderr)
+        return 130
+    return 1
+
+
+def _compile(args) -> int:
+    from .api import compile as compile_model
+
+    res = compile_model(args.model, name=args.name, out_dir=args.out, target=args.target,
+                        generic_only=args.generic, dump_after=args.dump_after,
+                        dump_sink=lambda s: sys.stdout.write(s))
+    lib = res.library
+    print(f"{args.model} -> {Path(args.out)}/: " + ", ".join(sorted(lib.files)))
+    print(f"  {lib.layers} layers, {lib.functions} kernel functions ({lib.shared} layers share one), "
+          f"arena {res.arena_size} bytes ({res.name.upper()}_ARENA_SIZE), target {getattr(res.core, 'name', 'portable C')}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
