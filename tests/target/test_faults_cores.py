@@ -84,3 +84,8 @@ def test_core_features():
     assert not get_core("m0plus").features and not get_core("m3").features
     assert "mve" in get_core("m55").features
     assert get_core("m4").cflags() == ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
+
+
+def test_max_instructions_enforced(build_micro):
+    with pytest.raises(SimError, match="max_instructions"):
+        Simulator(build_micro("loop"), core="m4").run(max_instructions=5)
