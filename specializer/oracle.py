@@ -24,15 +24,10 @@ def run_tflm(model: Union[bytes, str, os.PathLike], inputs: Sequence[np.ndarray]
     for i, x in enumerate(inputs):
         it.set_input(np.asarray(x), i)
     it.invoke()
-    outs = []
-    i = 0
-    while True:
-        try:
-            outs.append(np.array(it.get_output(i)))
-        except Exception:
-            break
-        i += 1
-    return outs
+    import tflite
+
+    n_out = tflite.Model.GetRootAsModel(bytes(data), 0).Subgraphs(0).OutputsLength()
+    return [np.array(it.get_output(i)) for i in range(n_out)]
 
 
 def random_inputs(result, rng: np.random.Generator, low: int = -128, high: int = 127) -> list[np.ndarray]:

@@ -1,0 +1,207 @@
+"""Models the project builds itself with its TFLite writer: the `make demo` model and benchmark seeds.
+
+How it works
+1. A network is a list of float layers with seeded random weights (He-normal convolutions, small biases).
+2. It is run in float (numpy) on seeded random calibration images; each layer's activation range gives its
+   output scale/zero point (ReLU outputs: zero point -128, scale max/255; others asymmetric min..max).
+3. Weights are quantized symmetrically per output channel (per tensor for FULLY_CONNECTED), biases to int32 with
+   scale input_scale * weight_scale, and the int8 model is written with `tflite_writer.ModelBuilder`.
+Everything is deterministic: same seed and numpy version -> byte-identical .tflite.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import ops
+from .tflite_writer import ModelBuilder
+
+
+# ---- float reference layers (NHWC, batch 1) ----------------------------------------------------------------
+def _pad_same(x, kh, kw, sh, sw):
+    h, w = x.shape[1:3]
+    oh, ow = -(-h // sh), -(-w // sw)
+    ph = max((oh - 1) * sh + kh - h, 0)
+    pw = max((ow - 1) * sw + kw - w, 0)
+    return np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+
+
+def _conv(x, w, b, stride, padding, depthwise=False):
+    kh, kw = w.shape[1:3]
+    if padding == "SAME":
+        x = _pad_same(x, kh, kw, stride, stride)
+    h, wd = x.shape[1:3]
+    oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+    cols = np.stack([x[:, i:i + oh * stride:stride, j:j + ow * stride:stride, :]
+                     for i in range(kh) for j in range(kw)], axis=3)  # 1,oh,ow,k,cin
+    if depthwise:  # w: 1,kh,kw,c
+        return np.einsum("nhwkc,kc->nhwc", cols, w.reshape(kh * kw, -1)) + b
+    return np.einsum("nhwkc,okc->nhwo", cols, w.reshape(w.shape[0], kh * kw, -1)) + b
+
+
+def _pool(x, k, stride, kind):
+    h, w = x.shape[1:3]
+    oh, ow = (h - k) // stride + 1, (w - k) // stride + 1
+    win = np.stack([x[:, i:i + oh * stride:stride, j:j + ow * stride:stride, :] for i in range(k) for j in range(k)])
+    return win.max(0) if kind == "max" else win.mean(0)
+
+
+@dataclass
+class Layer:
+    kind: str  # conv, dwconv, maxpool, avgpool, fc, flatten, softmax
+    w: Optional[np.ndarray] = None
+    b: Optional[np.ndarray] = None
+    stride: int = 1
+    padding: str = "SAME"
+    relu: bool = False
+    k: int = 2
+
+
+def _forward(layers, x):
+    acts = []
+    for L in layers:
+        if L.kind in ("conv", "dwconv"):
+            x = _conv(x, L.w, L.b, L.stride, L.padding, depthwise=L.kind == "dwconv")
+            if L.relu:
+                x = np.maximum(x, 0)
+        elif L.kind in ("maxpool", "avgpool"):
+            x = _pool(x, L.k, L.stride, L.kind[:3])
+        elif L.kind == "flatten":
+            x = x.reshape(x.shape[0], -1)
+        elif L.kind == "fc":
+            x = x @ L.w.T + L.b
+            if L.relu:
+                x = np.maximum(x, 0)
+        elif L.kind == "softmax":
+            e = np.exp(x - x.max(-1, keepdims=True))
+            x = e / e.sum(-1, keepdims=True)
+        acts.append(x)
+    return acts
+
+
+def _range_quant(lo, hi, relu):
+    if relu:
+        hi = float(f"{max(hi, 1e-3):.3g}")
+        return hi / 255.0, -128
+    lo, hi = min(lo, 0.0), max(hi, 1e-3)
+    scale = (hi - lo) / 255.0
+    return scale, int(np.clip(round(-128 - lo / scale), -128, 127))
+
+
+def build_int8(layers, in_shape, rng, name_prefix="l", calib=16, in_scale=1 / 128, in_zp=0) -> bytes:
+    """Calibrate `layers` in float on random images and write the int8 TFLite model."""
+    xs = rng.integers(-128, 128, size=(calib, *in_shape[1:])).astype(np.float32)
+    xs = (xs - in_zp) * in_scale
+    acts = [_forward(layers, xs[i:i + 1]) for i in range(calib)]
+    mb = ModelBuilder(description="specializer.zoo")
+    cur = mb.input("input", in_shape, "int8", in_scale, in_zp)
+    cur_q = (in_scale, in_zp)
+    shape = tuple(in_shape)
+    for i, L in enumerate(layers):
+        vals = np.concatenate([a[i].reshape(-1) for a in acts])
+        lname = f"{name_prefix}{i}_{L.kind}"
+        if L.kind in ("maxpool", "avgpool", "flatten"):
+            if L.kind == "flatten":
+                shape = (shape[0], int(np.prod(shape[1:])))
+                out = mb.tensor(lname, shape, "int8", *cur_q)
+                mb.op("RESHAPE", [cur, mb.const(lname + "/shape", np.asarray(shape, np.int32))], [out],
+                      ops.Reshape(new_shape=shape))
+            else:
+                shape = (1, (shape[1] - L.k) // L.stride + 1, (shape[2] - L.k) // L.stride + 1, shape[3])
+                out = mb.tensor(lname, shape, "int8", *cur_q)
+                mb.op("MAX_POOL_2D" if L.kind == "maxpool" else "AVERAGE_POOL_2D", [cur], [out],
+                      ops.Pool2D(padding="VALID", stride_h=L.stride, stride_w=L.stride, filter_h=L.k, filter_w=L.k))
+            cur = out
+            continue
+        if L.kind == "softmax":
+            out = mb.tensor(lname, shape, "int8", 1 / 256, -128)
+            mb.op("SOFTMAX", [cur], [out], ops.Softmax(beta=1.0))
+            cur = out
+            continue
+        oq = _range_quant(float(vals.min()), float(vals.max()), L.relu)
+        per_channel = L.kind != "fc"
+        axis = 3 if L.kind == "dwconv" else 0
+        red = tuple(a for a in range(L.w.ndim) if a != axis)
+        wmax = np.abs(L.w).max(axis=red) if per_channel else np.abs(L.w).max()
+        wscale = np.maximum(wmax, 1e-8) / 127.0
+        bshape = [1] * L.w.ndim
+        if per_channel:
+            bshape[axis] = -1
+        wq = np.clip(np.round(L.w / np.reshape(wscale, bshape)), -127, 127).astype(np.int8)
+        bscale = cur_q[0] * np.atleast_1d(wscale)
+        bq = np.round(L.b / (bscale if per_channel else bscale[0])).astype(np.int32)
+        wt = mb.const(lname + "/w", wq, scale=np.atleast_1d(wscale).astype(np.float32), zero_point=0, axis=axis)
+        bt = mb.const(lname + "/b", bq, scale=bscale.astype(np.float32), zero_point=0)
+        act = "RELU" if L.relu else "NONE"
+        if L.kind == "fc":
+            shape = (shape[0], L.w.shape[0])
+            out = mb.tensor(lname, shape, "int8", *oq)
+            mb.op("FULLY_CONNECTED", [cur, wt, bt], [out], ops.FullyConnected(activation=act))
+        else:
+            kh, kw = L.w.shape[1:3]
+            oh = ops.conv_output_size(shape[1], kh, L.stride, 1, L.padding)
+            ow = ops.conv_output_size(shape[2], kw, L.stride, 1, L.padding)
+            cout = L.w.shape[0] if L.kind == "conv" else L.w.shape[3]
+            shape = (1, oh, ow, cout)
+            out = mb.tensor(lname, shape, "int8", *oq)
+            if L.kind == "conv":
+                mb.op("CONV_2D", [cur, wt, bt], [out],
+                      ops.Conv2D(padding=L.padding, stride_h=L.stride, stride_w=L.stride, activation=act))
+            else:
+                mb.op("DEPTHWISE_CONV_2D", [cur, wt, bt], [out],
+                      ops.DepthwiseConv2D(padding=L.padding, stride_h=L.stride, stride_w=L.stride,
+                                          depth_multiplier=1, activation=act))
+        cur, cur_q = out, oq
+    mb.output(cur)
+    return mb.build()
+
+
+def _he(rng, shape, fan_in):
+    return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(np.float32)
+
+
+def cifar10_seed(seed: int = 2018) -> bytes:
+    """The CMSIS-NN paper's CIFAR-10 CNN (Lai, Suda, Chandra 2018) with seeded random weights.
+
+    conv 5x5 3->32 (SAME) + ReLU, maxpool 2x2/2, conv 5x5 32->32 + ReLU, avgpool 2x2/2, conv 5x5 32->64 + ReLU,
+    avgpool 2x2/2, fully connected 1024->10 logits. 12.3 M MACs (24.6 MOps).
+    """
+    rng = np.random.default_rng(seed)
+    layers = [
+        Layer("conv", _he(rng, (32, 5, 5, 3), 75), (rng.standard_normal(32) * 0.1).astype(np.float32), relu=True),
+        Layer("maxpool", k=2, stride=2),
+        Layer("conv", _he(rng, (32, 5, 5, 32), 800), (rng.standard_normal(32) * 0.1).astype(np.float32), relu=True),
+        Layer("avgpool", k=2, stride=2),
+        Layer("conv", _he(rng, (64, 5, 5, 32), 800), (rng.standard_normal(64) * 0.1).astype(np.float32), relu=True),
+        Layer("avgpool", k=2, stride=2),
+        Layer("flatten"),
+        Layer("fc", (rng.standard_normal((10, 1024)) * np.sqrt(1 / 1024)).astype(np.float32),
+              (rng.standard_normal(10) * 0.1).astype(np.float32)),
+    ]
+    return build_int8(layers, (1, 32, 32, 3), rng)
+
+
+def demo_kws(seed: int = 7) -> bytes:
+    """A small keyword-spotting DS-CNN (49x10 MFCC input, 12 classes) for `make demo`: conv 10x4/2 -> 2 x
+    (depthwise 3x3 + pointwise 1x1) -> global average pool -> fully connected -> softmax. Random weights."""
+    rng = np.random.default_rng(seed)
+    c = 24
+    layers = [
+        Layer("conv", _he(rng, (c, 10, 4, 1), 40), (rng.standard_normal(c) * 0.1).astype(np.float32), stride=2,
+              relu=True),
+        Layer("dwconv", _he(rng, (1, 3, 3, c), 9), (rng.standard_normal(c) * 0.1).astype(np.float32), relu=True),
+        Layer("conv", _he(rng, (c, 1, 1, c), c), (rng.standard_normal(c) * 0.1).astype(np.float32), relu=True),
+        Layer("dwconv", _he(rng, (1, 3, 3, c), 9), (rng.standard_normal(c) * 0.1).astype(np.float32), relu=True),
+        Layer("conv", _he(rng, (c, 1, 1, c), c), (rng.standard_normal(c) * 0.1).astype(np.float32), relu=True),
+        Layer("avgpool", k=5, stride=5),
+        Layer("flatten"),
+        Layer("fc", (rng.standard_normal((12, 5 * 1 * c)) * np.sqrt(1 / (5 * c))).astype(np.float32),
+              (rng.standard_normal(12) * 0.1).astype(np.float32)),
+        Layer("softmax"),
+    ]
+    return build_int8(layers, (1, 49, 10, 1), rng)
+
+
+MODELS = {"demo_kws": demo_kws, "cifar10_seed": cifar10_seed}
