@@ -1,0 +1,288 @@
+"""`specializer bench`: cross-compile a model for a Cortex-M core, run it in the simulator, report per layer.
+
+How it works
+1. `build_model_elf` compiles the model for the core (kernel registry tuned to its features), writes the C
+   library, and links it with `bench_harness.c` + startup into an ELF that follows DESIGN.md §3, built with
+   -DSPZ_PROFILE so every layer is bracketed by `spz_profile_mark` calls.
+2. `bench_model` runs the ELF once in the simulator on an input (seeded random by default), checks the output
+   against the tflite-micro interpreter when it is installed, and returns a `BenchReport`: cycles, instructions,
+   MAC/cycle, RAM (arena + stack peak + other static data), flash (text + rodata + data), and one row per layer
+   (cycles, MACs, MAC/cycle, share). The marker calls cost a few cycles per layer; they are included.
+3. `bench_elf` measures any ELF that follows the contract (e.g. a TFLite Micro application), side by side.
+4. `bench_main` is the CLI: a table on stdout, `--json` and `--plot` files.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ...errors import SpecializerError, TargetError
+
+SUPPORT_DIR = Path(__file__).resolve().parent
+
+
+@dataclass
+class LayerRow:
+    index: Any
+    op: str
+    kernel: str
+    shape: str
+    macs: int
+    cycles: int
+    instructions: int
+
+    @property
+    def mac_per_cycle(self) -> float:
+        return self.macs / self.cycles if self.cycles and self.macs else 0.0
+
+
+@dataclass
+class BenchReport:
+    label: str
+    core: str
+    cycles: int
+    instructions: int
+    macs: int
+    arena: Optional[int]
+    stack_peak: int
+    static_ram: int
+    ram_total: int
+    flash: int
+    text: int
+    rodata: int
+    data: int
+    bss: int
+    layers: list = field(default_factory=list)
+    bitexact: Optional[bool] = None
+    output_hex: list = field(default_factory=list)
+    sim_instructions_per_second: float = 0.0
+    opt: str = ""
+    warnings: list = field(default_factory=list)
+
+    @property
+    def mac_per_cycle(self) -> float:
+        return self.macs / self.cycles if self.cycles and self.macs else 0.0
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["mac_per_cycle"] = round(self.mac_per_cycle, 4)
+        for row, obj in zip(d["layers"], self.layers):
+            row["mac_per_cycle"] = round(obj.mac_per_cycle, 4)
+        return d
+
+
+def _core(target):
+    from .cores import get_core
+
+    try:
+        return get_core(target)
+    except ValueError as e:
+        raise TargetError(str(e)) from None
+
+
+def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only: bool = False,
+                    name: str = "net", profile: bool = True):
+    """Compile `model` for `core` and link the benchmark ELF. Returns (CompileResult, elf path)."""
+    import specializer
+
+    from .toolchain import ToolchainError, build_elf
+
+    core = _core(core)
+    build_dir = Path(build_dir)
+    res = specializer.compile(model, name=name, out_dir=build_dir / "lib", target=core.name,
+                              generic_only=generic_only)
+    srcs = sorted((build_dir / "lib").glob("*.c")) + [SUPPORT_DIR / "bench_harness.c"]
+    defines = [f'SPZ_MODEL_HEADER="{name}.h"', f"SPZ_PREFIX={name}", f"SPZ_PREFIX_UPPER={name.upper()}"]
+    if profile:
+        defines.append("SPZ_PROFILE")
+    try:
+        elf = build_elf(srcs, [build_dir / "lib", SUPPORT_DIR], core, build_dir / "elf", opt=opt,
+                        defines=defines, name=name)
+    except ToolchainError as e:
+        raise TargetError(f"cross-compiling {name} for {core.name} failed: {e}") from None
+    return res, elf
+
+
+def _default_inputs(res, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    xs = []
+    for io in res.inputs:
+        if io.dtype == "float32":
+            xs.append(rng.uniform(-4, 4, size=io.shape).astype(np.float32))
+        else:
+            xs.append(rng.integers(-128, 128, size=io.shape).astype(np.int8))
+    return xs
+
+
+def load_inputs(path: Optional[str], res) -> list[np.ndarray]:
+    if path is None:
+        return _default_inputs(res)
+    p = Path(path)
+    if not p.exists():
+        raise SpecializerError(f"--input {p}: no such file")
+    if p.suffix == ".npz":
+        z = np.load(p)
+        return [np.asarray(z[f"input_{i}"], dtype=io.dtype).reshape(io.shape) for i, io in enumerate(res.inputs)]
+    raw = p.read_bytes()
+    io = res.inputs[0]
+    need = int(np.prod(io.shape)) * np.dtype(io.dtype).itemsize
+    if len(raw) != need:
+        raise SpecializerError(f"--input {p}: {len(raw)} bytes, input 0 needs {need}")
+    return [np.frombuffer(raw, dtype=io.dtype).reshape(io.shape)]
+
+
+def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only: bool = False,
+                inputs: Optional[Sequence[np.ndarray]] = None, build_dir: Optional[Path] = None,
+                check: bool = True, label: Optional[str] = None, input_path: Optional[str] = None) -> BenchReport:
+    """Build, simulate and report one model on one core (see module docstring)."""
+    from specializer.api import op_macs
+
+    from .sim import Simulator
+
+    core = _core(target)
+    tmp = None
+    if build_dir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="spz-bench-")
+        build_dir = Path(tmp.name)
+    try:
+        res, elf = build_model_elf(model, core, Path(build_dir), opt=opt, generic_only=generic_only)
+        xs = list(inputs) if inputs is not None else load_inputs(input_path, res)
+        sim = Simulator(elf, core=core.name)
+        r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs])
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    g = res.graph
+    by_index = {op.index: op for op in g.ops}
+    rows = []
+    for rec in r.layers:
+        op = by_index.get(rec.id) if isinstance(rec.id, int) else None
+        if op is None:
+            rows.append(LayerRow(str(rec.id), "-", "-", "", 0, rec.cycles, rec.instructions))
+            continue
+        shape = " ".join("x".join(map(str, g.t(i).shape)) for i in op.inputs[:1] if i is not None) + " -> " + \
+            "x".join(map(str, g.t(op.outputs[0]).shape))
+        rows.append(LayerRow(op.index, op.kind, op.kernel.entry if op.kernel else "alias", shape,
+                             op_macs(g, op), rec.cycles, rec.instructions))
+    bitexact = None
+    if check:
+        try:
+            from specializer.oracle import run_tflm
+
+            ref = run_tflm(model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes(), xs)
+            bitexact = all(np.array_equal(np.frombuffer(o, dtype=rf.dtype).reshape(rf.shape), rf)
+                           for o, rf in zip(r.outputs, ref))
+        except ImportError:
+            bitexact = None
+    macs = sum(op_macs(g, op) for op in g.ops)
+    arena = res.arena_size
+    return BenchReport(label=label or (Path(model).stem if not isinstance(model, (bytes, bytearray)) else "model"),
+                       core=core.name, cycles=r.cycles, instructions=r.instructions, macs=macs, arena=arena,
+                       stack_peak=r.stack_peak_bytes, static_ram=r.static_ram, ram_total=r.ram_total,
+                       flash=r.flash, text=r.text, rodata=r.rodata, data=r.data, bss=r.bss, layers=rows,
+                       bitexact=bitexact, output_hex=[o.hex() for o in r.outputs],
+                       sim_instructions_per_second=r.sim_instructions_per_second, opt=opt, warnings=list(r.warnings))
+
+
+def bench_elf(elf: Path, target: str = "cortex-m4", inputs: Optional[Sequence[bytes]] = None,
+              label: Optional[str] = None) -> BenchReport:
+    """Measure an ELF that follows the contract of DESIGN.md §3 (ours or anyone's)."""
+    from .sim import Simulator
+
+    core = _core(target)
+    elf = Path(elf)
+    if not elf.exists():
+        raise SpecializerError(f"--elf {elf}: no such file")
+    sim = Simulator(elf, core=core.name)
+    r = sim.run(list(inputs) if inputs is not None else b"")
+    rows = [LayerRow(rec.id, "-", "-", "", 0, rec.cycles, rec.instructions) for rec in r.layers]
+    return BenchReport(label=label or elf.name, core=core.name, cycles=r.cycles, instructions=r.instructions,
+                       macs=0, arena=r.arena_used, stack_peak=r.stack_peak_bytes, static_ram=r.static_ram,
+                       ram_total=r.ram_total, flash=r.flash, text=r.text, rodata=r.rodata, data=r.data, bss=r.bss,
+                       layers=rows, output_hex=[o.hex() for o in r.outputs],
+                       sim_instructions_per_second=r.sim_instructions_per_second, warnings=list(r.warnings))
+
+
+# ---- presentation ------------------------------------------------------------------------------------------
+def format_report(rep: BenchReport) -> str:
+    L = [f"{rep.label} on {rep.core} (simulated, cost model of COST_MODEL.md{', ' + rep.opt if rep.opt else ''})"]
+    if rep.layers and rep.macs:
+        L.append(f"{'layer':>7} {'op':<24} {'kernel':<26} {'shape':<28} {'MACs':>11} {'cycles':>12} "
+                 f"{'MAC/cyc':>7} {'%':>5}")
+        for row in rep.layers:
+            share = 100.0 * row.cycles / rep.cycles if rep.cycles else 0
+            L.append(f"{str(row.index):>7} {row.op:<24} {row.kernel:<26} {row.shape:<28} {row.macs:>11,} "
+                     f"{row.cycles:>12,} {row.mac_per_cycle:>7.3f} {share:>5.1f}")
+    elif rep.layers:
+        for row in rep.layers:
+            L.append(f"  mark {row.index}: {row.cycles:,} cycles")
+    L.append(f"total: {rep.cycles:,} cycles, {rep.instructions:,} instructions"
+             + (f", {rep.macs:,} MACs, {rep.mac_per_cycle:.3f} MAC/cycle" if rep.macs else ""))
+    L.append(f"RAM: {rep.ram_total:,} bytes = static {rep.static_ram:,} (arena {rep.arena if rep.arena is not None else '?'}"
+             f") + stack peak {rep.stack_peak:,}")
+    L.append(f"flash: {rep.flash:,} bytes (text {rep.text:,}, rodata {rep.rodata:,}, data {rep.data:,})")
+    if rep.bitexact is not None:
+        L.append(f"output bit-exact with tflite-micro: {'yes' if rep.bitexact else 'NO'}")
+    L.append(f"simulator speed: {rep.sim_instructions_per_second / 1e6:.1f} M instructions/s")
+    for w in rep.warnings:
+        L.append(f"warning: {w}")
+    return "\n".join(L) + "\n"
+
+
+def plot_layers(reports: Sequence[BenchReport], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 0.35 * max(len(r.layers) for r in reports) + 2), 4.5))
+    width = 0.8 / len(reports)
+    for k, rep in enumerate(reports):
+        rows = [r for r in rep.layers if r.op != "-"]
+        xs = np.arange(len(rows)) + k * width
+        ax.bar(xs, [r.cycles for r in rows], width=width, label=f"{rep.label} ({rep.core})")
+        ax.set_xticks(np.arange(len(rows)) + width * (len(reports) - 1) / 2)
+        ax.set_xticklabels([f"{r.index}\n{r.op[:10]}" for r in rows], fontsize=6)
+    ax.set_ylabel("cycles")
+    ax.set_title("cycles per layer (simulated)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def bench_main(args) -> int:
+    reports = []
+    if args.model is None and not args.elf:
+        raise SpecializerError("bench needs a model or --elf")
+    if args.model is not None:
+        print(f"building and simulating {args.model} for {args.target} ...", file=sys.stderr, flush=True)
+        rep = bench_model(args.model, args.target, opt=args.opt, generic_only=args.generic,
+                          build_dir=Path(args.build_dir) if args.build_dir else None, input_path=args.input)
+        reports.append(rep)
+        sys.stdout.write(format_report(rep))
+    for elf in args.elf:
+        print(f"simulating {elf} on {args.target} ...", file=sys.stderr, flush=True)
+        inputs = None
+        if args.input and not args.input.endswith(".npz"):
+            inputs = [Path(args.input).read_bytes()]
+        rep = bench_elf(Path(elf), args.target, inputs=inputs)
+        reports.append(rep)
+        sys.stdout.write(format_report(rep))
+    if len(reports) > 1:
+        base = reports[0]
+        print(f"{'binary':<40} {'cycles':>14} {'ratio':>7} {'RAM':>10} {'flash':>10}")
+        for rep in reports:
+            ratio = rep.cycles / base.cycles if base.cycles else 0
+            print(f"{rep.label:<40} {rep.cycles:>14,} {ratio:>7.2f} {rep.ram_total:>10,} {rep.flash:>10,}")
+    if args.json_out:
+        Path(args.json_out).write_text(json.dumps([r.to_dict() for r in reports], indent=1))
+    if args.plot:
+        plot_layers([r for r in reports if r.layers], Path(args.plot))
+    return 0
