@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from . import SUPPORT_DIR
-from .cores import Core, get_core
+from .cores import get_core
 
 __all__ = ["ToolchainError", "ToolchainMissing", "ensure_toolchain", "build_elf", "compile_object",
            "size_report", "FLASH_BASE", "FLASH_SIZE", "RAM_BASE", "RAM_SIZE", "WARN_FLAGS", "COMMON_FLAGS"]

@@ -13,7 +13,7 @@ Cortex-M33 (and M55, whose MVE is not simulated) reuse this table: neither has a
 """
 from __future__ import annotations
 
-from .cost_base import BRANCH, BlockCost, CostModel
+from .cost_base import BlockCost, CostModel
 from .isa import CLS
 
 P = 2
@@ -59,7 +59,6 @@ class M4Cost(CostModel):
             if self.fpu_stall and prev is not None and prev.fp_arith:
                 hit = ins.reads & prev.writes
                 if hit and not (ins.kind == "fp_mac" and not (hit & ins.mac_srcs)):
-                    costs[idx - 1] += 1
                     bc.add(FPU, 1)
                     if prev.it_cond:  # the stall only happens when the producer executes
                         bc.add(FPU, -1)
@@ -78,5 +77,3 @@ class M4Cost(CostModel):
             bc.branch_addr = last.address
         return bc
 
-
-assert BRANCH == CLS["branch"]
