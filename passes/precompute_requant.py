@@ -68,3 +68,56 @@ def precompute_requant(g: Graph) -> Graph:
             op = dataclasses.replace(op, requant=fn(g, op))
         ops.append(op)
     return g.with_ops(ops)
+
+
+# ---- SOFTMAX, LOGISTIC, TANH, HARD_SWISH (int8): exact tables from specializer/fixedpoint.py ----------------
+@dataclass(frozen=True)
+class SoftmaxRequant(Requant):
+    """TFLM's int8 SOFTMAX constants and the int32[256] exp table they imply (entry d: exp of difference -d)."""
+
+    input_multiplier: int
+    input_left_shift: int
+    diff_min: int
+    exp_table: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class TableRequant(Requant):
+    """An int8 unary op as a 256-entry int8 table of TFLM's integer results, indexed by uint8(x)."""
+
+    table: tuple[int, ...]
+
+
+def _softmax_requant(g: Graph, op: Op) -> Optional[Requant]:
+    from specializer import fixedpoint
+
+    x = g.t(op.inputs[0])
+    if x.dtype != "int8" or x.quant is None or x.quant.per_channel:
+        return None
+    try:
+        p = fixedpoint.softmax_params(x.quant.scale[0], op.attrs.beta)
+    except ValueError:
+        return None
+    tab = fixedpoint.softmax_exp_table(p)
+    return SoftmaxRequant(p.input_multiplier, p.input_left_shift, p.diff_min, tuple(int(v) for v in tab))
+
+
+def _unary_table_requant(g: Graph, op: Op) -> Optional[Requant]:
+    from specializer import fixedpoint
+
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if (x.dtype, y.dtype) != ("int8", "int8") or x.quant is None or y.quant is None:
+        return None
+    if x.quant.per_channel or y.quant.per_channel:
+        return None
+    try:
+        tab = fixedpoint.unary_s8_table(op.kind, x.quant.scale[0], x.quant.zero_point[0], y.quant.scale[0],
+                                        y.quant.zero_point[0])
+    except ValueError:
+        return None
+    return TableRequant(tuple(int(v) for v in tab))
+
+
+REQUANT["SOFTMAX"] = _softmax_requant
+for _kind in ("LOGISTIC", "TANH", "HARD_SWISH"):
+    REQUANT[_kind] = _unary_table_requant

@@ -26,7 +26,7 @@ from .ir import C_TYPES, Graph, Op, Tensor
 
 KERNEL_DIR = Path(__file__).resolve().parent / "kernels"
 RUNTIME_DIR = Path(__file__).resolve().parent.parent / "runtime"
-RUNTIME_FILES = ("spz_runtime.h",)
+RUNTIME_FILES = ("spz_runtime.h", "spz_fixedpoint.h")
 C_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 C_KEYWORDS = frozenset("""auto break case char const continue default do double else enum extern float for goto if
 inline int long register restrict return short signed sizeof static struct switch typedef union unsigned void
