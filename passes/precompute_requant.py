@@ -121,3 +121,85 @@ def _unary_table_requant(g: Graph, op: Op) -> Optional[Requant]:
 REQUANT["SOFTMAX"] = _softmax_requant
 for _kind in ("LOGISTIC", "TANH", "HARD_SWISH"):
     REQUANT[_kind] = _unary_table_requant
+
+
+# ---- elementwise, quantize, relu, mean (kernels/elementwise.py, quantize.py, reduce.py) --------------------
+@dataclass(frozen=True)
+class AddSubRequant(Requant):
+    """ADD/SUB int8: both inputs scaled to 2^left_shift * (s_i / 2 max(s1, s2)), the sum back to the output."""
+
+    left_shift: int
+    in1_multiplier: int
+    in1_shift: int
+    in2_multiplier: int
+    in2_shift: int
+    out_multiplier: int
+    out_shift: int
+
+
+def _per_tensor(g: Graph, op: Op, n_in: int):
+    ts = [g.t(op.inputs[i]) for i in range(n_in)] + [g.t(op.outputs[0])]
+    if any(t.quant is None or t.quant.per_channel for t in ts):
+        return None
+    return ts
+
+
+def _add_sub_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """TFLM CalculateOpDataAdd / CalculateOpDataSub: double-precision ratios of the float32 scales (the
+    installed TFLM does SUB in double too; a float32 variant seen in some sources is off by 1 LSB here)."""
+    ts = _per_tensor(g, op, 2)
+    if ts is None:
+        return None
+    s1, s2, so = (float(t.quant.s) for t in ts)
+    left = 20
+    twice = 2 * max(s1, s2)
+    r1, r2 = s1 / twice, s2 / twice
+    ro = twice / ((1 << left) * so)
+    if not (0.0 < r1 < 1.0 and 0.0 < r2 < 1.0 and 0.0 < ro < 1.0):
+        return None  # TFLM's QuantizeMultiplierSmallerThanOneExp would abort
+    (m1, e1), (m2, e2), (mo, eo) = (quantize_multiplier(r) for r in (r1, r2, ro))
+    if max(e1, e2, eo) > 0:
+        return None
+    return AddSubRequant(left, m1, e1, m2, e2, mo, eo)
+
+
+def _scale_ratio_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """One multiplier: s_in / s_out (RELU, QUANTIZE int8 -> int8, MEAN before its 1/n), or s1*s2/s_out (MUL)."""
+    n_in = 2 if op.kind == "MUL" else 1
+    ts = _per_tensor(g, op, n_in)
+    if ts is None:
+        return None
+    real = float(ts[0].quant.s) * float(ts[1].quant.s) if op.kind == "MUL" else float(ts[0].quant.s)
+    real /= float(ts[-1].quant.s)
+    m, s = quantize_multiplier(real)
+    return ChannelRequant((m,), (s,))
+
+
+def _mean_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """TFLM QuantizedMeanOrSum: s_in / s_out with 1/n folded in (shift by floor(log2 n), integer division)."""
+    base = _scale_ratio_requant(g, op)
+    axes_t = g.t(op.inputs[1]) if op.input(1) is not None else None
+    if base is None or axes_t is None or not axes_t.is_const:
+        return None
+    x = g.t(op.inputs[0])
+    rank = len(x.shape)
+    axes = {int(a) + rank if int(a) < 0 else int(a) for a in axes_t.data.reshape(-1)}
+    if any(a < 0 or a >= rank for a in axes):
+        return None
+    n = 1
+    for a in axes:
+        n *= x.shape[a]
+    if n <= 0:
+        return None
+    m, s = base.multiplier[0], base.shift[0]
+    shift = min(n.bit_length() - 1, 32, 31 + s)
+    if shift < 0:
+        return None
+    return ChannelRequant((int((m << shift) // n),), (s - shift,))
+
+
+for _kind in ("ADD", "SUB"):
+    REQUANT[_kind] = _add_sub_requant
+for _kind in ("MUL", "RELU", "QUANTIZE"):
+    REQUANT[_kind] = _scale_ratio_requant
+REQUANT["MEAN"] = _mean_requant

@@ -1,4 +1,194 @@
-"""Kernels for this op family (to be filled in): see fully_connected.py for the shape of an entry."""
+"""Element-wise int8 kernels: ADD, SUB, MUL, MAXIMUM, MINIMUM (broadcasting) and standalone RELU / RELU6.
+
+How it works
+1. The five binary ops share one template (`binary_s8.c.in`, template argument OP): the broadcast of the two
+   input shapes is collapsed in Python (`collapse_broadcast`: numpy rules, size-1 output dimensions dropped,
+   neighbours with the same broadcast pattern merged) into at most 6 dimensions with per-input element strides
+   (0 = broadcast), so the same-shape case is one flat loop and any broadcast TFLM accepts runs too.
+2. ADD/SUB follow TFLM's quantized path (inputs shifted left by 20, scaled by s_i / 2 max(s1, s2), summed or
+   subtracted, scaled to the output; `passes.precompute_requant.AddSubRequant`), MUL multiplies the offset
+   inputs and applies s1 s2 / s_out; their fused activation is `op.clamp` (CLAMPING_OPS). MAXIMUM/MINIMUM
+   compare raw int8 values and ignore quantization, exactly as TFLM's reference kernel.
+3. Standalone RELU requantizes (s_in / s_out, then clamps to [zp_out, 127]); RELU6 clamps raw input values to
+   [zp_in, quantized 6.0 in the input scale], as TFLM does (it ignores the output quantization). RELUs with
+   identical quantization usually disappear in `passes.fuse_activations`. RELU_N1_TO_1 is rejected: TFLM has
+   no kernel for it (the interpreter refuses such a model), so there is no reference to be exact with.
+4. Every output element is computed after its inputs are read and an input of the output's size is read at
+   the output's index, so the output may overwrite either input buffer (`inplace=(0, 1)`, `inplace=(0,)`).
+"""
 from __future__ import annotations
 
-ENTRIES = ()
+from typing import Optional
+
+import numpy as np
+
+from ..quant import tflite_round
+from ..registry import KernelEntry
+
+MAX_RANK = 6
+_BINARY = {"ADD": "ADD", "SUB": "SUB", "MUL": "MUL", "MAXIMUM": "MAX", "MINIMUM": "MIN"}
+
+
+def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> Optional[tuple[int, ...]]:
+    """numpy's broadcast of two shapes, or None when they do not broadcast."""
+    r = max(len(a), len(b))
+    a = (1,) * (r - len(a)) + tuple(a)
+    b = (1,) * (r - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(a, b):
+        if x != y and 1 not in (x, y):
+            return None
+        out.append(y if x == 1 else x)
+    return tuple(out)
+
+
+def collapse_broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[list[int], list[int], list[int]]:
+    """(dims, strides of a, strides of b), outermost first, at least one dimension; a and b must broadcast."""
+    out = broadcast_shape(a, b)
+    r = len(out)
+    ea = (1,) * (r - len(a)) + tuple(a)
+    eb = (1,) * (r - len(b)) + tuple(b)
+    # (extent, a broadcast?, b broadcast?) of every non-trivial output dimension, then merge equal patterns
+    groups: list[list] = []
+    for d in range(r):
+        if out[d] == 1:
+            continue
+        pat = (ea[d] == 1, eb[d] == 1)
+        if groups and groups[-1][1] == pat:
+            groups[-1][0] *= out[d]
+        else:
+            groups.append([out[d], pat])
+    if not groups:
+        groups = [[1, (False, False)]]
+    dims = [g[0] for g in groups]
+
+    def strides(which: int) -> list[int]:
+        st = [0] * len(groups)
+        s = 1
+        for i in range(len(groups) - 1, -1, -1):
+            if not groups[i][1][which]:
+                st[i] = s
+                s *= groups[i][0]
+        return st
+
+    return dims, strides(0), strides(1)
+
+
+def _int8_quant_reason(ts) -> Optional[str]:
+    for t in ts:
+        if t.dtype != "int8":
+            return f"needs int8 tensors, got {t.dtype}"
+        if t.quant is None or t.quant.per_channel:
+            return "needs per-tensor quantized int8 tensors"
+    return None
+
+
+def _binary_reject(g, op, core) -> Optional[str]:
+    if len([i for i in op.inputs if i is not None]) != 2:
+        return "needs two inputs"
+    a, b, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    if op.kind in ("MAXIMUM", "MINIMUM"):
+        if {a.dtype, b.dtype, y.dtype} != {"int8"}:
+            return f"needs int8 tensors, got {a.dtype}/{b.dtype}/{y.dtype}"
+    else:
+        why = _int8_quant_reason((a, b, y))
+        if why:
+            return why
+    out = broadcast_shape(a.shape, b.shape)
+    if out is None:
+        return f"input shapes {a.shape} and {b.shape} do not broadcast"
+    if tuple(out) != tuple(y.shape):
+        return f"output shape {y.shape} is not the broadcast {out} of the inputs"
+    if len(collapse_broadcast(a.shape, b.shape)[0]) > MAX_RANK:
+        return f"broadcast needs more than {MAX_RANK} collapsed dimensions"
+    if y.size == 0:
+        return "empty output"
+    if op.kind in ("ADD", "SUB", "MUL"):
+        if op.requant is None:
+            return ("output scale too small for TFLM's ADD/SUB rescaling (multiplier >= 1)"
+                    if op.kind != "MUL" else "missing requantization constants")
+        if op.clamp is None:
+            return "missing output clamp (fused activation not resolved)"
+    return None
+
+
+def _emit_binary(ctx):
+    op = ctx.op
+    a, b, y = ctx.inp(0), ctx.inp(1), ctx.out()
+    fn = ctx.fn(OP=_BINARY[op.kind])
+    dims, s1, s2 = collapse_broadcast(a.shape, b.shape)
+    pad = MAX_RANK - len(dims)
+    dims, s1, s2 = dims + [1] * pad, s1 + [0] * pad, s2 + [0] * pad
+    q = [0] * 12
+    if op.kind in ("ADD", "SUB", "MUL"):
+        rq = op.requant
+        q[0:3] = [-a.quant.zp, -b.quant.zp, y.quant.zp]
+        if op.kind == "MUL":
+            q[8:10] = [rq.multiplier[0], rq.shift[0]]
+        else:
+            q[3:10] = [rq.left_shift, rq.in1_multiplier, rq.in1_shift, rq.in2_multiplier, rq.in2_shift,
+                       rq.out_multiplier, rq.out_shift]
+        q[10:12] = list(op.clamp)
+    else:
+        q[10:12] = [-128, 127]
+    p = ctx.sym("p")
+    arr = lambda v: "{" + ", ".join(str(int(x)) for x in v) + "}"  # noqa: E731
+    ctx.static(f"static const {fn}_params {p} = {{ {len(dims) - pad}, {arr(dims)}, {arr(s1)}, {arr(s2)}, "
+               + ", ".join(str(int(v)) for v in q) + " };")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(a.id)}, {ctx.ptr(b.id)}, {ctx.ptr(y.id)});")
+
+
+def _entry(name: str, kind: str) -> KernelEntry:
+    return KernelEntry(name=name, ops=(kind,), template="binary_s8.c.in", emit=_emit_binary,
+                       reject=_binary_reject, inplace=(0, 1))
+
+
+ADD = _entry("add_s8", "ADD")
+SUB = _entry("sub_s8", "SUB")
+MUL = _entry("mul_s8", "MUL")
+MAXIMUM = _entry("maximum_s8", "MAXIMUM")
+MINIMUM = _entry("minimum_s8", "MINIMUM")
+
+
+# ---- standalone RELU / RELU6 ---------------------------------------------------------------------------------
+def relu6_upper(scale: float, zero_point: int) -> int:
+    """TFLM FloatToQuantizedType<int8_t>(6.0f, scale, zp): round(6.0f / scale) in float32, + zp, saturated."""
+    q = float(np.float32(6.0) / np.float32(scale))
+    q = max(min(q, 1e6), -1e6)
+    return int(max(-128, min(127, int(tflite_round(q)) + zero_point)))
+
+
+def _relu_reject(g, op, core) -> Optional[str]:
+    if op.kind == "RELU_N1_TO_1":
+        return "TFLite Micro has no RELU_N1_TO_1 kernel (only its fused form is supported)"
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    why = _int8_quant_reason((x, y))
+    if why:
+        return why
+    if x.size != y.size:
+        return f"input has {x.size} elements, output {y.size}"
+    if op.kind == "RELU" and op.requant is None:
+        return "missing requantization constants"
+    return None
+
+
+def _emit_relu(ctx):
+    op = ctx.op
+    x, y = ctx.inp(0), ctx.out()
+    if op.kind == "RELU":
+        fn = ctx.fn(REQUANT=True)
+        m, s = op.requant.multiplier[0], op.requant.shift[0]
+        lo, hi = max(-128, y.quant.zp), 127  # roundf(0.0f / scale) is 0
+    else:
+        fn = ctx.fn(REQUANT=False)
+        m, s = 0, 0
+        lo, hi = x.quant.zp, relu6_upper(x.quant.s, x.quant.zp)
+    p = ctx.sym("p")
+    ctx.static(f"static const {fn}_params {p} = {{ {x.size}, {x.quant.zp}, {y.quant.zp}, {m}, {s}, {lo}, {hi} }};")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
+
+
+RELU = KernelEntry(name="relu_s8", ops=("RELU", "RELU6", "RELU_N1_TO_1"), template="relu_s8.c.in",
+                   emit=_emit_relu, reject=_relu_reject, inplace=(0,))
+
+ENTRIES = (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU)
