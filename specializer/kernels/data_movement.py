@@ -1,4 +1,504 @@
-"""Kernels for this op family (to be filled in): see fully_connected.py for the shape of an entry."""
+"""Data-movement kernels: PAD/PADV2, CONCATENATION, RESIZE_NEAREST_NEIGHBOR, TRANSPOSE, STRIDED_SLICE, SPLIT,
+SPLIT_V, and a byte copy for RESHAPE/SQUEEZE/EXPAND_DIMS when they could not become aliases.
+
+How it works
+1. None of these ops does arithmetic: TFLite Micro copies int8 bytes unchanged (its int8 CONCATENATION does not
+   requantize: it requires every input to share the output's scale and zero point), so every kernel is a copy
+   loop and bit-exactness is a matter of computing the right indices. All index arithmetic that TFLM does at run time (slice bounds,
+   masks, nearest-neighbour source rows) is done here, offline, with TFLM's rules; the C only walks strides.
+2. TRANSPOSE, STRIDED_SLICE, SPLIT and SPLIT_V share one "strided gather" (`strided_copy_s8.c.in`): the output is
+   written in order, and each output dimension advances the input by a (possibly negative) stride. `_gather`
+   drops size-1 dimensions, merges dimensions contiguous in both tensors and pads to 5, so one function serves
+   every layer of those kinds (layers differ only in their `static const` params struct).
+3. PAD fills the output with the pad value and copies the input's innermost rows into place (`pad_s8.c.in`);
+   CONCATENATION appends each input's chunk per outer slice (`concat_s8.c.in`); RESIZE_NEAREST_NEIGHBOR copies
+   depth vectors chosen by two offline tables (`resize_nearest_s8.c.in`); the reshape family is a memmove.
+4. `reject` mirrors what TFLM refuses or silently gets wrong (shrink axes with negative strides write nothing,
+   ellipsis/new-axis masks and the offset flag are ignored, PADV2's value must share the output quantization,
+   CONCATENATION needs equal quantizations and no fused activation), and checks every output shape.
+"""
 from __future__ import annotations
 
-ENTRIES = ()
+import math
+from typing import Optional
+
+import numpy as np
+
+from ..registry import KernelEntry
+
+MAX_RANK = 5  # the strided gather and PAD work in 5 dimensions (TFLM's PAD/TRANSPOSE limit)
+
+
+# ---- shared helpers -------------------------------------------------------------------------------------
+def _const_ints(g, tid) -> Optional[list[int]]:
+    """The values of a constant integer tensor, or None when absent / not constant / not an integer type."""
+    if tid is None:
+        return None
+    t = g.t(tid)
+    if not t.is_const or t.dtype not in ("int32", "int64"):
+        return None
+    return [int(v) for v in np.asarray(t.data).reshape(-1)]
+
+
+def _row_major_strides(shape) -> list[int]:
+    st = [1] * len(shape)
+    for i in range(len(shape) - 2, -1, -1):
+        st[i] = st[i + 1] * shape[i + 1]
+    return st
+
+
+def _prod(xs) -> int:
+    n = 1
+    for x in xs:
+        n *= int(x)
+    return n
+
+
+def _int8_io(g, op, data_inputs=(0,)) -> Optional[str]:
+    for pos in data_inputs:
+        tid = op.input(pos)
+        if tid is None:
+            return f"input {pos} is missing"
+        if g.t(tid).dtype != "int8":
+            return f"needs int8 data, input {pos} is {g.t(tid).dtype}"
+    for o in op.outputs:
+        if g.t(o).dtype != "int8":
+            return f"needs int8 output, got {g.t(o).dtype}"
+    return None
+
+
+def _gather(dims, strides, base: int):
+    """Canonical 5-D gather for output dims/input strides: drop size-1 dims, merge contiguous ones, pad front."""
+    d, s = [], []
+    for n, st in zip(dims, strides):
+        if n == 1:
+            continue
+        if d and s[-1] == st * n:  # previous (outer) dimension steps exactly over this one: merge
+            d[-1] *= n
+            s[-1] = st
+        else:
+            d.append(int(n))
+            s.append(int(st))
+    if len(d) > MAX_RANK:
+        return None
+    pad = MAX_RANK - len(d)
+    return [1] * pad + d, [0] * pad + s, int(base)
+
+
+def _emit_gather(ctx, tid_in: int, tid_out: int, geo) -> None:
+    dims, strides, base = geo
+    out = ctx.t(tid_out)
+    if out.size == 0:
+        ctx.call(f"/* output %{tid_out} is empty */")
+        return
+    fn = ctx.fn(template="strided_copy_s8.c.in")
+    p = ctx.sym(f"p{tid_out}")
+    ctx.static(f"static const {fn}_params {p} = {{ {{ {', '.join(map(str, dims))} }}, "
+               f"{{ {', '.join(map(str, strides))} }}, {base} }};")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(tid_in)}, {ctx.ptr(tid_out)});")
+
+
+# ---- RESHAPE / SQUEEZE / EXPAND_DIMS: byte copy --------------------------------------------------------------
+def _reject_copy(g, op, core):
+    src, dst = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if src.dtype != dst.dtype:
+        return f"input type {src.dtype} != output type {dst.dtype}"
+    if src.nbytes != dst.nbytes:
+        return f"input has {src.nbytes} bytes, output {dst.nbytes}"
+    return None
+
+
+def _emit_copy(ctx):
+    src, dst = ctx.inp(0), ctx.out()
+    fn = ctx.fn()
+    ctx.call(f"{fn}({ctx.ptr(src.id)}, {ctx.ptr(dst.id)}, {dst.nbytes}u);")
+
+
+COPY = KernelEntry(name="reshape_copy", ops=("RESHAPE", "SQUEEZE", "EXPAND_DIMS"), template="copy_bytes.c.in",
+                   emit=_emit_copy, reject=_reject_copy, inplace=(0,))
+
+
+# ---- PAD / PADV2 ------------------------------------------------------------------------------------------
+def _pad_value(g, op) -> tuple[Optional[int], Optional[str]]:
+    y = g.t(op.outputs[0])
+    cv = op.input(2)
+    if cv is None:  # PAD (or PADV2 without a value): TFLM pads with the output zero point
+        return int(y.quant.zero_point[0]), None
+    c = g.t(cv)
+    if not c.is_const or c.dtype != "int8" or c.size != 1:
+        return None, "the pad value must be a constant int8 scalar"
+    if c.quant is None or c.quant.zero_point[0] != y.quant.zero_point[0] or \
+            float(np.float32(c.quant.scale[0])) != float(np.float32(y.quant.scale[0])):
+        return None, "the pad value's quantization differs from the output's (TFLM rejects this)"
+    return int(np.asarray(c.data).reshape(-1)[0]), None
+
+
+def _reject_pad(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    rank = len(x.shape)
+    if rank > MAX_RANK:
+        return f"rank {rank} > {MAX_RANK}"
+    pads = _const_ints(g, op.input(1))
+    if pads is None:
+        return "paddings must be a constant int32/int64 tensor"
+    if len(pads) != 2 * rank:
+        return f"paddings hold {len(pads)} values, expected {2 * rank} for rank {rank}"
+    if any(v < 0 for v in pads):
+        return "negative paddings are not supported"
+    want = tuple(x.shape[i] + pads[2 * i] + pads[2 * i + 1] for i in range(rank))
+    if tuple(y.shape) != want:
+        return f"output shape {list(y.shape)} != padded input shape {list(want)}"
+    if y.quant is None:
+        return "output has no quantization"
+    _, why = _pad_value(g, op)
+    return why
+
+
+def _pad_geometry(in_shape, pads):
+    """Merge unpadded inner dims into their outer neighbour; returns (in_dims, left, right) padded to 5 dims."""
+    dims, left, right = [], [], []
+    for i, n in enumerate(in_shape):
+        lo, hi = pads[2 * i], pads[2 * i + 1]
+        if dims and lo == 0 and hi == 0:
+            dims[-1] *= n
+            left[-1] *= n
+            right[-1] *= n
+        else:
+            dims.append(int(n))
+            left.append(int(lo))
+            right.append(int(hi))
+    k = MAX_RANK - len(dims)
+    return [1] * k + dims, [0] * k + left, [0] * k + right
+
+
+def _emit_pad(ctx):
+    g, op = ctx.g, ctx.op
+    x, y = ctx.inp(0), ctx.out()
+    pads = _const_ints(g, op.input(1))
+    value, _ = _pad_value(g, op)
+    dims, left, right = _pad_geometry(x.shape, pads)
+    out_dims = [d + lo + hi for d, lo, hi in zip(dims, left, right)]
+    ostr = _row_major_strides(out_dims)
+    first = sum(lo * s for lo, s in zip(left, ostr))
+    if y.size == 0:
+        ctx.call("/* empty output */")
+        return
+    fn = ctx.fn()
+    p = ctx.sym("p")
+    ctx.static(f"static const {fn}_params {p} = {{ {{ {', '.join(map(str, dims))} }}, "
+               f"{{ {', '.join(map(str, ostr))} }}, {first}, {y.size}, {value} }};")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
+
+
+PAD = KernelEntry(name="pad_s8", ops=("PAD", "PADV2"), template="pad_s8.c.in", emit=_emit_pad, reject=_reject_pad)
+
+
+# ---- CONCATENATION ----------------------------------------------------------------------------------------
+def _concat_axis(g, op) -> int:
+    rank = len(g.t(op.outputs[0]).shape)
+    a = op.attrs.axis
+    return a + rank if a < 0 else a
+
+
+def _reject_concat(g, op, core):
+    why = _int8_io(g, op, range(len(op.inputs)))
+    if why:
+        return why
+    if op.attrs.activation != "NONE":
+        return f"fused activation {op.attrs.activation} (TFLM's CONCATENATION requires NONE)"
+    y = g.t(op.outputs[0])
+    rank = len(y.shape)
+    if not -rank <= op.attrs.axis < rank:
+        return f"axis {op.attrs.axis} out of range for rank {rank}"
+    axis = _concat_axis(g, op)
+    total = 0
+    for i, tid in enumerate(op.inputs):
+        s = g.t(tid).shape
+        if len(s) != rank or any(s[k] != y.shape[k] for k in range(rank) if k != axis):
+            return f"input {i} shape {list(s)} does not match output {list(y.shape)} outside axis {axis}"
+        total += s[axis]
+        q = g.t(tid).quant
+        if q is None or y.quant is None or q.zero_point[0] != y.quant.zero_point[0] or \
+                float(np.float32(q.scale[0])) != float(np.float32(y.quant.scale[0])):
+            return (f"input {i} quantization differs from the output's (TFLM's int8 CONCATENATION does not "
+                    "requantize and rejects this)")
+    if total != y.shape[axis]:
+        return f"inputs sum to {total} along axis {axis}, output has {y.shape[axis]}"
+    return None
+
+
+def _emit_concat(ctx):
+    g, op = ctx.g, ctx.op
+    y = ctx.out()
+    axis = _concat_axis(g, op)
+    outer = _prod(y.shape[:axis])
+    inner = _prod(y.shape[axis + 1:])
+    chunks = [g.t(t).shape[axis] * inner for t in op.inputs]
+    if y.size == 0:
+        ctx.call("/* empty output */")
+        return
+    fn = ctx.fn()
+    p = ctx.sym("p")
+    csym = ctx.weights(np.asarray(chunks, dtype=np.int32))
+    ctx.static(f"static const {fn}_params {p} = {{ {outer}, {len(chunks)} }};")
+    ptrs = ", ".join(ctx.ptr(t) for t in op.inputs)
+    ctx.call(f"{{\n    const int8_t *const ins[{len(chunks)}] = {{ {ptrs} }};\n"
+             f"    {fn}(&{p}, ins, {csym}, {ctx.ptr(y.id)});\n}}")
+
+
+CONCAT = KernelEntry(name="concat_s8", ops=("CONCATENATION",), template="concat_s8.c.in", emit=_emit_concat,
+                     reject=_reject_concat)
+
+
+# ---- RESIZE_NEAREST_NEIGHBOR --------------------------------------------------------------------------------
+def nearest_source(out_index: int, in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> int:
+    """TFLM's GetNearestNeighbor, in float32 as the C++ computes it (std::round = half away from zero)."""
+    f32 = np.float32
+    if align_corners and out_size > 1:
+        scale = f32(in_size - 1) / f32(out_size - 1)
+    else:
+        scale = f32(in_size) / f32(out_size)
+    offset = f32(0.5) if half_pixel else f32(0.0)
+    v = float((f32(out_index) + offset) * scale)  # exact float32 value, widened without change
+    r = math.floor(abs(v) + 0.5) * (1 if v >= 0 else -1) if align_corners else math.floor(v)
+    r = min(int(r), in_size - 1)
+    if half_pixel:
+        r = max(0, r)
+    return r
+
+
+def _reject_resize(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if len(x.shape) != 4:
+        return f"needs a 4-D NHWC input, got rank {len(x.shape)}"
+    st = g.t(op.input(1)) if op.input(1) is not None else None
+    if st is None or not st.is_const or st.dtype != "int32" or st.size != 2:
+        return "size must be a constant int32 tensor of 2 values"
+    oh, ow = _const_ints(g, op.input(1))
+    if oh <= 0 or ow <= 0:
+        return f"size ({oh}, {ow}) must be positive"
+    want = (x.shape[0], oh, ow, x.shape[3])
+    if tuple(y.shape) != want:
+        return f"output shape {list(y.shape)} != {list(want)}"
+    return None
+
+
+def _emit_resize(ctx):
+    op = ctx.op
+    x, y = ctx.inp(0), ctx.out()
+    n, ih, iw, c = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    ac, hp = bool(op.attrs.align_corners), bool(op.attrs.half_pixel_centers)
+    ys = [nearest_source(i, ih, oh, ac, hp) * iw * c for i in range(oh)]
+    xs = [nearest_source(i, iw, ow, ac, hp) * c for i in range(ow)]
+    if y.size == 0:
+        ctx.call("/* empty output */")
+        return
+    fn = ctx.fn()
+    p = ctx.sym("p")
+    ysym = ctx.weights(np.asarray(ys, dtype=np.int32))
+    xsym = ctx.weights(np.asarray(xs, dtype=np.int32))
+    ctx.static(f"static const {fn}_params {p} = {{ {n}, {oh}, {ow}, {c}, {ih * iw * c} }};")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ysym}, {xsym}, {ctx.ptr(y.id)});")
+
+
+RESIZE = KernelEntry(name="resize_nearest_s8", ops=("RESIZE_NEAREST_NEIGHBOR",), template="resize_nearest_s8.c.in",
+                     emit=_emit_resize, reject=_reject_resize)
+
+
+# ---- TRANSPOSE --------------------------------------------------------------------------------------------
+def _transpose_geometry(g, op):
+    x = g.t(op.inputs[0])
+    perm = _const_ints(g, op.input(1))
+    ist = _row_major_strides(x.shape)
+    return _gather([x.shape[p] for p in perm], [ist[p] for p in perm], 0)
+
+
+def _reject_transpose(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    rank = len(x.shape)
+    if rank > MAX_RANK:
+        return f"rank {rank} > {MAX_RANK} (TFLM's TRANSPOSE supports 1-5 dimensions)"
+    perm = _const_ints(g, op.input(1))
+    if perm is None:
+        return "perm must be a constant int32 tensor"
+    if sorted(perm) != list(range(rank)):
+        return f"perm {perm} is not a permutation of 0..{rank - 1}"
+    want = tuple(x.shape[p] for p in perm)
+    if tuple(y.shape) != want:
+        return f"output shape {list(y.shape)} != permuted input shape {list(want)}"
+    if _transpose_geometry(g, op) is None:
+        return "too many non-mergeable dimensions"
+    return None
+
+
+def _emit_transpose(ctx):
+    _emit_gather(ctx, ctx.op.inputs[0], ctx.op.outputs[0], _transpose_geometry(ctx.g, ctx.op))
+
+
+TRANSPOSE = KernelEntry(name="transpose_s8", ops=("TRANSPOSE",), template="strided_copy_s8.c.in",
+                        emit=_emit_transpose, reject=_reject_transpose)
+
+
+# ---- STRIDED_SLICE ----------------------------------------------------------------------------------------
+def _clamp(v: int, lo: int, hi: int) -> int:
+    return hi if v > hi else (lo if v < lo else v)
+
+
+def slice_bounds(size: int, begin: int, end: int, stride: int, begin_masked: bool, end_masked: bool,
+                 shrink: bool) -> tuple[int, int]:
+    """(start, stop) of one axis as TFLM's strided slice evaluates it (negative indices wrap, then clamp)."""
+    start = begin + size if begin < 0 else begin
+    start = _clamp(start, 0, size) if stride > 0 else _clamp(start, -1, size - 1)
+    if begin_masked:
+        start = 0 if stride > 0 else size - 1
+    if shrink:
+        return start, (start if start >= size else start + 1)
+    stop = end + size if end < 0 else end
+    stop = _clamp(stop, 0, size) if stride > 0 else _clamp(stop, -1, size - 1)
+    if end_masked:
+        stop = size if stride > 0 else -1
+    return start, stop
+
+
+def _slice_plan(g, op):
+    """Per-axis (start, count, stride, shrink) or a reason string."""
+    x = g.t(op.inputs[0])
+    rank = len(x.shape)
+    b, e, s = (_const_ints(g, op.input(i)) for i in (1, 2, 3))
+    if b is None or e is None or s is None:
+        return "begin, end and strides must be constant int32 tensors"
+    if not (len(b) == len(e) == len(s) == rank):
+        return f"begin/end/strides hold {len(b)}/{len(e)}/{len(s)} values, expected {rank} (one per dimension)"
+    a = op.attrs
+    plan = []
+    for i in range(rank):
+        if s[i] == 0:
+            return f"stride of axis {i} is 0"
+        shrink = bool(a.shrink_axis_mask >> i & 1)
+        start, stop = slice_bounds(x.shape[i], b[i], e[i], s[i], bool(a.begin_mask >> i & 1),
+                                   bool(a.end_mask >> i & 1), shrink)
+        if shrink and (s[i] < 0 or not 0 <= start < x.shape[i]):
+            return (f"shrink axis {i} with " + ("a negative stride" if s[i] < 0 else f"begin {b[i]} out of range")
+                    + " (TFLM writes no data for it)")
+        count = max(0, len(range(start, stop, s[i])))
+        plan.append((start, count, s[i], shrink))
+    return plan
+
+
+def _reject_strided_slice(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    a = op.attrs
+    if a.ellipsis_mask or a.new_axis_mask:
+        return "ellipsis_mask/new_axis_mask are not supported (TFLM ignores them)"
+    if a.offset:
+        return "offset=True is not supported (TFLM ignores it)"
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if len(x.shape) > 4:
+        return f"rank {len(x.shape)} > 4 (TFLM's STRIDED_SLICE supports 1-4 dimensions)"
+    plan = _slice_plan(g, op)
+    if isinstance(plan, str):
+        return plan
+    want = tuple(c for _, c, _, sh in plan if not sh)
+    if tuple(y.shape) != want:
+        return f"output shape {list(y.shape)} != sliced shape {list(want)}"
+    return None
+
+
+def _emit_strided_slice(ctx):
+    g, op = ctx.g, ctx.op
+    x = g.t(op.inputs[0])
+    ist = _row_major_strides(x.shape)
+    plan = _slice_plan(g, op)
+    dims, strides, base = [], [], 0
+    empty = any(c == 0 for _, c, _, _ in plan)
+    for (start, count, step, shrink), st in zip(plan, ist):
+        if not empty:
+            base += start * st
+        if not shrink:
+            dims.append(count)
+            strides.append(step * st)
+    _emit_gather(ctx, x.id, op.outputs[0], _gather(dims, strides, base))
+
+
+STRIDED_SLICE = KernelEntry(name="strided_slice_s8", ops=("STRIDED_SLICE",), template="strided_copy_s8.c.in",
+                            emit=_emit_strided_slice, reject=_reject_strided_slice)
+
+
+# ---- SPLIT / SPLIT_V --------------------------------------------------------------------------------------
+def _split_parts(op):
+    """(data input position, axis input position) of SPLIT (axis first!) and SPLIT_V."""
+    return (1, 0) if op.kind == "SPLIT" else (0, 2)
+
+
+def _split_axis(g, op) -> Optional[int]:
+    d, a = _split_parts(op)
+    v = _const_ints(g, op.input(a))
+    if v is None or len(v) != 1:
+        return None
+    rank = len(g.t(op.inputs[d]).shape)
+    ax = v[0] + rank if v[0] < 0 else v[0]
+    return ax if 0 <= ax < rank else None
+
+
+def _reject_split(g, op, core):
+    d, a = _split_parts(op)
+    why = _int8_io(g, op, (d,))
+    if why:
+        return why
+    x = g.t(op.inputs[d])
+    axis = _split_axis(g, op)
+    if axis is None:
+        return "axis must be a constant int32 scalar within the input's rank"
+    rank = len(x.shape)
+    sizes = []
+    for i, o in enumerate(op.outputs):
+        s = g.t(o).shape
+        if len(s) != rank or any(s[k] != x.shape[k] for k in range(rank) if k != axis):
+            return f"output {i} shape {list(s)} does not match input {list(x.shape)} outside axis {axis}"
+        sizes.append(s[axis])
+    if sum(sizes) != x.shape[axis]:
+        return f"outputs sum to {sum(sizes)} along axis {axis}, input has {x.shape[axis]}"
+    if op.kind == "SPLIT" and len(set(sizes)) > 1:
+        return f"SPLIT outputs must be equal along axis {axis}, got {sizes}"
+    if op.kind == "SPLIT_V":
+        ss = _const_ints(g, op.input(1))
+        if ss is not None:
+            if len(ss) != len(sizes) or ss.count(-1) > 1 or any(v < -1 for v in ss):
+                return f"size_splits {ss} do not describe {len(sizes)} outputs"
+            if -1 in ss:
+                ss = [x.shape[axis] - (sum(ss) + 1) if v == -1 else v for v in ss]
+            if ss != sizes:
+                return f"size_splits {ss} != output sizes {sizes} along axis {axis}"
+    return None
+
+
+def _emit_split(ctx):
+    g, op = ctx.g, ctx.op
+    d, _ = _split_parts(op)
+    x = g.t(op.inputs[d])
+    axis = _split_axis(g, op)
+    outer = _prod(x.shape[:axis])
+    inner = _prod(x.shape[axis + 1:])
+    off = 0
+    for o in op.outputs:
+        n = g.t(o).shape[axis]
+        _emit_gather(ctx, x.id, o, _gather([outer, n * inner], [x.shape[axis] * inner, 1], off * inner))
+        off += n
+
+
+SPLIT = KernelEntry(name="split_s8", ops=("SPLIT", "SPLIT_V"), template="strided_copy_s8.c.in", emit=_emit_split,
+                    reject=_reject_split)
+
+ENTRIES = (PAD, CONCAT, RESIZE, TRANSPOSE, STRIDED_SLICE, SPLIT, COPY)
