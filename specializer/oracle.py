@@ -20,7 +20,8 @@ def run_tflm(model: Union[bytes, str, os.PathLike], inputs: Sequence[np.ndarray]
     from tflite_micro.python.tflite_micro import runtime
 
     data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
-    it = runtime.Interpreter.from_bytes(bytes(data))
+    # the interpreter's default arena (10x the model size) is too small for activation-heavy test models
+    it = runtime.Interpreter.from_bytes(bytes(data), arena_size=max(len(data) * 10, 4 << 20))
     for i, x in enumerate(inputs):
         it.set_input(np.asarray(x), i)
     it.invoke()
