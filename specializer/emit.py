@@ -282,6 +282,7 @@ def _source(g: Graph, mod: _Module, prefix: str, up: str) -> str:
         L.append("}")
         L.append("")
     L.append(f"int {prefix}_run(uint8_t *arena) {{")
+    L.append("    (void)arena; /* unused when every layer is an alias */")
     for tid in sorted(t for t, tt in g.tensors.items() if tt.variable):
         t = g.t(tid)
         fill = t.quant.zero_point[0] if (t.dtype == "int8" and t.quant is not None) else 0
