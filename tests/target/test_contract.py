@@ -1,5 +1,6 @@
 """The ELF contract (DESIGN.md section 3) end to end: harness + a hand-made two-input/two-output library."""
 import json
+from pathlib import Path
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ from specializer.targets.cortex_m import support_file
 from specializer.targets.cortex_m.sim import Simulator, SimError
 from specializer.targets.cortex_m.toolchain import ToolchainError, build_elf, size_report
 
-from conftest import DATA
+DATA = Path(__file__).resolve().parent / "data"
 
 TOY = DATA / "toy"
 DEFS = ['SPZ_MODEL_HEADER="toy.h"', "SPZ_PREFIX=toy", "SPZ_PREFIX_UPPER=TOY"]

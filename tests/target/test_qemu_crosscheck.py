@@ -7,6 +7,7 @@ lines from bench_invoke's entry until control is back in main is the executed in
 equal the simulator's.  Outputs must match byte for byte.
 """
 import re
+from pathlib import Path
 import shutil
 import subprocess
 
@@ -17,7 +18,7 @@ from specializer.targets.cortex_m import support_file
 from specializer.targets.cortex_m.sim import Simulator
 from specializer.targets.cortex_m.toolchain import build_elf
 
-from conftest import DATA
+DATA = Path(__file__).resolve().parent / "data"
 
 QEMU = shutil.which("qemu-system-arm")
 pytestmark = pytest.mark.skipif(QEMU is None, reason="qemu-system-arm not installed (apt-get install qemu-system-arm)")
