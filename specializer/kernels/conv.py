@@ -94,7 +94,7 @@ def _dw_reject(g, op, core):
         return f"weights shape {w.shape} does not match {y.shape[3]} output channels (want 1xHxWx{y.shape[3]})"
     if y.shape[3] % x.shape[3]:
         return f"output depth {y.shape[3]} is not a multiple of the input depth {x.shape[3]}"
-    if op.attrs.depth_multiplier not in (0, y.shape[3] // x.shape[3]) and x.shape[3] != 1:
+    if op.attrs.depth_multiplier != y.shape[3] // x.shape[3]:  # TFLM loops over the attribute, not the shapes
         return (f"depth_multiplier {op.attrs.depth_multiplier} disagrees with the shapes "
                 f"({x.shape[3]} -> {y.shape[3]} channels)")
     return None

@@ -212,6 +212,20 @@ def test_illegal_conv_layers_are_rejected(tmp_path, kw, match):
     assert not (tmp_path / "o").exists()
 
 
+def test_depthwise_multiplier_mismatch_is_rejected(tmp_path):
+    import specializer
+
+    mb = ModelBuilder()
+    x = mb.input("x", (1, 4, 4, 2), scale=0.1, zero_point=0)
+    w = mb.const("w", np.ones((1, 3, 3, 6), dtype=np.int8), scale=0.01)
+    b = mb.const("b", np.zeros(6, dtype=np.int32), scale=0.001)
+    y = mb.tensor("y", (1, 4, 4, 6), scale=0.1, zero_point=0)
+    mb.op("DEPTHWISE_CONV_2D", [x, w, b], [y], ops.DepthwiseConv2D(padding="SAME", depth_multiplier=2))
+    mb.output(y)
+    with pytest.raises(ShapeError, match="depth_multiplier 2 disagrees"):
+        specializer.compile(mb.build(), name="bad", out_dir=tmp_path / "o")
+
+
 def test_float_conv_is_rejected(tmp_path):
     import specializer
 
