@@ -203,3 +203,54 @@ for _kind in ("ADD", "SUB"):
 for _kind in ("MUL", "RELU", "QUANTIZE"):
     REQUANT[_kind] = _scale_ratio_requant
 REQUANT["MEAN"] = _mean_requant
+
+
+# ---- UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations, int16 cell state) ------------------------------------------
+@dataclass(frozen=True)
+class LstmRequant(Requant):
+    """TFLM's integer LSTM constants. Gate order everywhere: input, forget, cell, output.
+
+    Gate FCs produce Q3.12 (scale 2^-12) int16, the gate nonlinearities Q0.15; the three element-wise products
+    are (gate x cell -> cell), (gate x gate -> cell) and (gate x tanh(cell) -> hidden, with the hidden zero
+    point). `cell_clip` 0 means no clipping; `cell_scale_power` is log2 of the cell state scale.
+    """
+
+    input_mult: tuple[int, ...]
+    input_shift: tuple[int, ...]
+    recurrent_mult: tuple[int, ...]
+    recurrent_shift: tuple[int, ...]
+    forget_cell: tuple[int, int]
+    input_cell: tuple[int, int]
+    hidden: tuple[int, int]
+    cell_clip: int
+    cell_scale_power: int
+
+
+@register("UNIDIRECTIONAL_SEQUENCE_LSTM")
+def _lstm_requant(g: Graph, op: Op) -> Optional[Requant]:
+    import numpy as np
+
+    from specializer.quant import checked_log2
+
+    def scale(tid):
+        t = g.t(tid) if tid is not None else None
+        return None if t is None or t.quant is None or t.quant.per_channel else float(np.float32(t.quant.s))
+
+    s_x, s_h, s_c = scale(op.input(0)), scale(op.input(18)), scale(op.input(19))
+    w_in = [scale(op.input(1 + k)) for k in range(4)]
+    w_rec = [scale(op.input(5 + k)) for k in range(4)]
+    if None in (s_x, s_h, s_c, *w_in, *w_rec) or s_c <= 0 or s_h <= 0:
+        return None
+    gate_in = float(np.float32(2.0 ** -12))  # FC output = nonlinearity input, Q3.12
+    gate_out = float(np.float32(2.0 ** -15))  # nonlinearity output, Q0.15
+    fc_in = [quantize_multiplier(s_x * w / gate_in) for w in w_in]
+    fc_rec = [quantize_multiplier(s_h * w / gate_in) for w in w_rec]
+    clip = float(np.float32(op.attrs.cell_clip))
+    qclip = int(min(max(clip / s_c, -32768.0), 32767.0)) if clip > 0 else 0  # static_cast<int16_t> truncates
+    return LstmRequant(
+        input_mult=tuple(m for m, _ in fc_in), input_shift=tuple(s for _, s in fc_in),
+        recurrent_mult=tuple(m for m, _ in fc_rec), recurrent_shift=tuple(s for _, s in fc_rec),
+        forget_cell=quantize_multiplier(gate_out * s_c / s_c),
+        input_cell=quantize_multiplier(gate_out * gate_out / s_c),
+        hidden=quantize_multiplier(gate_out * gate_out / s_h),
+        cell_clip=qclip, cell_scale_power=checked_log2(s_c)[0])

@@ -95,3 +95,10 @@ def activation_range(activation: str, scale: float, zero_point: int, qmin: int =
     if activation == "RELU_N1_TO_1":
         return max(qmin, q(-1.0)), min(qmax, q(1.0))
     raise ValueError(f"activation {activation} has no integer clamp")
+
+
+def checked_log2(x: float) -> tuple[int, bool]:
+    """TFLite's CheckedLog2 on a float32 scale: (rounded log2, whether x is a power of two within 1e-3)."""
+    x_log2 = np.float32(np.log(np.float32(x))) * np.float32(1.0 / np.log(np.float32(2.0)))
+    rounded = np.float32(tflite_round(float(x_log2)))
+    return int(rounded), abs(float(np.float32(x_log2 - rounded))) < 1e-3
