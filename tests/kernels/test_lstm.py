@@ -147,9 +147,14 @@ def test_real_model_reference_pair(tmp_path):
     except specializer.errors.UnsupportedOpError as e:
         pytest.skip(str(e))
     ins, outs = reference(REAL)
-    got = res.host_library(sanitize=True).run(ins)
+    lib = res.host_library(sanitize=True)
+    got = lib.run(ins)
     for r, o in zip(outs, got):
         assert np.array_equal(np.asarray(r), np.asarray(o).reshape(np.shape(r)))
+    rng = np.random.default_rng(5)  # and the whole model against TFLM on random inputs
+    for k in range(4):
+        x = rng.integers(-128, 128 if k < 2 else -40, size=ins[0].shape).astype(np.int8)
+        assert np.array_equal(run_tflm(MODELS / f"{REAL}.tflite", [x])[0], lib.run([x])[0].reshape(outs[0].shape))
 
 
 # ---- random single-op models -------------------------------------------------------------------------------
