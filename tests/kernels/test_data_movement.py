@@ -419,3 +419,37 @@ def test_reject_wrong_output_shapes(tmp_path):
     for build, word in ((transpose, "permuted"), (split, "equal"), (resize, "output shape")):
         err, msg = _compile_err(build, tmp_path)
         assert isinstance(err, ShapeError) and word in msg, msg
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_random_bitexact_long(kind, sweep, tmp_path):
+    gen, _ = KINDS[kind]
+    rng = np.random.default_rng(sorted(KINDS).index(kind) + 2000)
+    _run([gen] * sweep(120), rng, tmp_path, kind)
+
+
+def test_every_kernel_builds_warning_free_with_clang(tmp_path):
+    """One model using every template, built with clang -std=c99 -Wall -Wextra -Werror -pedantic."""
+    import shutil
+    import subprocess
+
+    if shutil.which("clang") is None:
+        pytest.skip("clang not installed")
+    rng = np.random.default_rng(5)
+    mb = ModelBuilder()
+    for k, gen in enumerate(g for g, _ in KINDS.values()):
+        gen(mb, rng, f"k{k}")
+    kc = mb.const("kc", np.arange(6, dtype=np.int8), scale=0.1, zero_point=0)
+    kr = mb.tensor("kr", (2, 3), scale=0.1, zero_point=0)
+    mb.op("RESHAPE", [kc, mb.const("ks", np.array([2, 3], np.int32))], [kr], ops.Reshape((2, 3)))
+    mb.output(kr)
+    out = tmp_path / "out"
+    res = specializer.compile(mb.build(), name="net", out_dir=out)
+    used = {op.kernel.entry for op in res.graph.ops if op.kernel is not None}
+    assert {"pad_s8", "concat_s8", "resize_nearest_s8", "transpose_s8", "strided_slice_s8", "split_s8",
+            "reshape_copy"} <= used
+    r = subprocess.run(["clang", "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2", "-c",
+                        str(out / "net.c"), "-I", str(out), "-o", str(tmp_path / "net.o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
