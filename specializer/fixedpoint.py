@@ -315,14 +315,23 @@ def _clz32(x: int) -> int:
     return 32 - x.bit_length()
 
 
-def softmax_row(row, p: SoftmaxParams) -> np.ndarray:
-    """TFLM's int8 softmax for one row (Python twin of the generated C, for tests)."""
+def softmax_exp_sum(row, p: SoftmaxParams) -> int:
+    """The row's sum of exps in Q12.19 (int32, wrapping). TFLM aborts on rows where it reaches 2^28."""
     row = [int(v) for v in row]
     tab = softmax_exp_table(p)
     m = max(row)
     acc = 0
     for v in row:
         acc = _i32(acc + rdbpot(int(tab[m - v]), SOFTMAX_ACCUM_INTEGER_BITS))
+    return acc
+
+
+def softmax_row(row, p: SoftmaxParams) -> np.ndarray:
+    """TFLM's int8 softmax for one row (Python twin of the generated C, for tests)."""
+    row = [int(v) for v in row]
+    tab = softmax_exp_table(p)
+    m = max(row)
+    acc = softmax_exp_sum(row, p)
     hpo = _clz32(acc)
     num_bits_over_unit = SOFTMAX_ACCUM_INTEGER_BITS - hpo
     shifted_sum_minus_one = _i32(((acc & 0xFFFFFFFF) << hpo) - (1 << 31))
