@@ -39,9 +39,16 @@ requires_models = pytest.mark.skipif(not (MODELS / "MANIFEST.json").exists(),
                                      reason=f"shared models not found at {MODELS}")
 
 
-def assert_bitexact(model_bytes: bytes, inputs_list, tmp_path: Path, sanitize: bool = True, name: str = "net"):
-    """Compile `model_bytes`, run every input set on the host (ASan/UBSan) and on TFLM; fail on any difference."""
+def assert_bitexact(model_bytes: bytes, inputs_list, tmp_path: Path, sanitize: bool = True, name: str = "net",
+                    layers=None):
+    """Compile `model_bytes`, run every input set on the host (ASan/UBSan) and on TFLM; fail on any difference.
+
+    `layers`: optional descriptions of the model's layers (output k = layer k), listed in the failure message.
+    """
     from specializer.oracle import compare
 
     bad = compare(model_bytes, inputs_list, tmp_path / "out", name=name, sanitize=sanitize)
-    assert not bad, "not bit-exact with TFLM: " + "; ".join(str(b) for b in bad[:5])
+    msg = "not bit-exact with TFLM: " + "; ".join(str(b) for b in bad[:5])
+    if layers:
+        msg += "\nlayers (output k = layer k):\n  " + "\n  ".join(layers)
+    assert not bad, msg
