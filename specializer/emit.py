@@ -265,7 +265,8 @@ def _source(g: Graph, mod: _Module, prefix: str, up: str) -> str:
         for sym, ctype, arr in mod.weights:
             L.append(f"extern const {ctype} {sym}[{max(arr.size, 1)}];")
         L.append("")
-    for name, code in mod.functions.values():
+    for (tpl, _), (name, code) in mod.functions.items():
+        L.append(f"/* template {Path(tpl).name} -> {name} */")
         L.append(code.rstrip("\n"))
         L.append("")
     for s in mod.statics:

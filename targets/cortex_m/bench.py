@@ -105,8 +105,31 @@ def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only
         elf = build_elf(srcs, [build_dir / "lib", SUPPORT_DIR], core, build_dir / "elf", opt=opt,
                         defines=defines, name=name)
     except ToolchainError as e:
-        raise TargetError(f"cross-compiling {name} for {core.name} failed: {e}") from None
+        where = locate_c_error(build_dir / "lib", str(e))
+        raise TargetError(f"cross-compiling {name} for {core.name} failed{where}: {e}") from None
     return res, elf
+
+
+def locate_c_error(lib_dir: Path, message: str) -> str:
+    """' (layer #N KIND, template T)' for the first 'file.c:LINE:' of a compiler message in generated code."""
+    import re
+
+    for m in re.finditer(r"([\w.]+\.c):(\d+):", message):
+        path = Path(lib_dir) / m.group(1)
+        if not path.exists():
+            continue
+        lines = path.read_text().splitlines()[:int(m.group(2))]
+        layer = template = None
+        for text in reversed(lines):
+            if layer is None and text.strip().startswith("/* #") and "[" in text:
+                layer = text.strip()[3:].split(" [")[0]
+            if template is None and text.startswith("/* template "):
+                template = text[len("/* template "):].split(" ")[0]
+            if text.startswith("int ") and "_run(uint8_t *arena)" in text:
+                break  # above the run function: no layer comment applies
+        parts = ([f"layer {layer}"] if layer else []) + ([f"template {template}"] if template else [])
+        return f" ({', '.join(parts)})" if parts else ""
+    return ""
 
 
 def _default_inputs(res, seed: int = 0) -> list[np.ndarray]:
