@@ -65,17 +65,6 @@ SPZ_INLINE int32_t spz_requant(int32_t x, int32_t multiplier, int32_t shift) {
     return spz_rdbpot(spz_srdhm(spz_shl(x, left), multiplier), right);
 }
 
-/* TFLite MultiplyByQuantizedMultiplier for int64 accumulators (int16 activations). */
-SPZ_INLINE int32_t spz_requant64(int64_t x, int32_t multiplier, int32_t shift) {
-    /* Inputs are int48 at most; the reduced multiplier keeps the product within int64 */
-    const int64_t reduced = multiplier < 0x7FFF0000 ? ((int64_t)multiplier + (1 << 15)) >> 16 : 0x7FFF;
-    const int total_shift = 15 - (int)shift;
-    const int64_t round = (int64_t)1 << (total_shift - 1);
-    int64_t result = x * reduced + round;
-    result = result >> total_shift;
-    return (int32_t)(result < INT32_MIN ? INT32_MIN : (result > INT32_MAX ? INT32_MAX : result));
-}
-
 SPZ_INLINE int8_t spz_sat8(int32_t x) {
     return (int8_t)spz_clamp(x, -128, 127);
 }
