@@ -19,7 +19,7 @@ import dataclasses
 
 import numpy as np
 
-from specializer.ir import Graph, Quant, Tensor
+from specializer.ir import Graph, Tensor
 
 _REDUCE_AXES = {"CONV_2D": (1, 2, 3), "DEPTHWISE_CONV_2D": (0, 1, 2), "FULLY_CONNECTED": (1,)}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from specializer.ir import Graph, Op
+from specializer.ir import Graph
 from specializer.quant import activation_range
 
 CLAMPING_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",

@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 from specializer.ir import Graph, IRError, MemoryPlan
 
-from .liveness import Buffer, InplaceCandidate, buffer_of, buffers, inplace_candidates, kernel_inplace_positions, \
+from .liveness import Buffer, buffer_of, buffers, inplace_candidates, kernel_inplace_positions, \
     live_bytes
 
 INPLACE_MODES = ("off", "inplace", "inplace-prefer")

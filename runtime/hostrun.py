@@ -13,7 +13,6 @@ How it works
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import pickle
 import shutil

@@ -15,14 +15,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
-import numpy as np
 
 from .emit import C_IDENT, C_KEYWORDS, EmittedLibrary, emit_library
 from .errors import InvalidNameError, OutputError, TargetError
 from .frontend import load_model
-from .ir import NUMPY_DTYPES, Graph, dump
+from .ir import Graph, dump
 from .pipeline import run_pipeline
 
 RESERVED_NAMES = frozenset({"spz", "main"})
@@ -234,10 +233,6 @@ def inspect_model(model: Union[str, os.PathLike, bytes], target: Optional[str] =
     if dumps:
         L += ["", f"IR after {dump_after}:", dumps[0].rstrip()]
     return "\n".join(L) + "\n"
-
-
-def numpy_dtype(dtype: str):
-    return NUMPY_DTYPES[dtype]
 
 
 __all__ = ["compile", "inspect_model", "CompileResult", "check_name", "lower", "op_macs", "dump"]

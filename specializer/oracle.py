@@ -31,14 +31,18 @@ def run_tflm(model: Union[bytes, str, os.PathLike], inputs: Sequence[np.ndarray]
     return [np.array(it.get_output(i)) for i in range(n_out)]
 
 
-def random_inputs(result, rng: np.random.Generator, low: int = -128, high: int = 127) -> list[np.ndarray]:
-    """Random inputs for a CompileResult's inputs (int8 uniform in [low, high]; float32 via the input quant)."""
+def random_inputs(result, rng: np.random.Generator, narrow: bool = False) -> list[np.ndarray]:
+    """Random inputs for a CompileResult's inputs: int8 uniform over the whole range, or (narrow) within 24 of the
+    input zero point so that classifiers do not saturate; float32 inputs uniform in +-60 (narrow: +-4)."""
     xs = []
     for io in result.inputs:
         if io.dtype == "float32":
-            xs.append(rng.uniform(-4, 4, size=io.shape).astype(np.float32))
+            lim = 4.0 if narrow else 60.0
+            xs.append(rng.uniform(-lim, lim, size=io.shape).astype(np.float32))
         else:
-            xs.append(rng.integers(low, high + 1, size=io.shape, dtype=np.int64).astype(io.dtype))
+            zp = io.zero_point or 0
+            lo, hi = (max(-128, zp - 24), min(127, zp + 24)) if narrow else (-128, 127)
+            xs.append(rng.integers(lo, hi + 1, size=io.shape).astype(np.int8))
     return xs
 
 

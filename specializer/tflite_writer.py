@@ -12,8 +12,8 @@ How it works
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, fields
-from typing import Optional, Sequence, Union
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
 
 import flatbuffers
 import numpy as np
@@ -271,8 +271,3 @@ def _write_options(b, spec: opdefs.OpSpec, attrs, BuiltinOptions):
         getattr(mod, f"{spec.options}Add{fb_field}")(b, v)
     off = getattr(mod, f"{spec.options}End")(b)
     return off, getattr(BuiltinOptions, spec.options)
-
-
-# ---- convenience for tests and benchmarks -----------------------------------------------------------------
-def attrs_fields(attrs) -> dict:
-    return {f.name: getattr(attrs, f.name) for f in fields(attrs)}

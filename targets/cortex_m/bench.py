@@ -132,20 +132,11 @@ def locate_c_error(lib_dir: Path, message: str) -> str:
     return ""
 
 
-def _default_inputs(res, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    xs = []
-    for io in res.inputs:
-        if io.dtype == "float32":
-            xs.append(rng.uniform(-4, 4, size=io.shape).astype(np.float32))
-        else:
-            xs.append(rng.integers(-128, 128, size=io.shape).astype(np.int8))
-    return xs
-
-
 def load_inputs(path: Optional[str], res) -> list[np.ndarray]:
     if path is None:
-        return _default_inputs(res)
+        from specializer.oracle import random_inputs
+
+        return random_inputs(res, np.random.default_rng(0))
     p = Path(path)
     if not p.exists():
         raise SpecializerError(f"--input {p}: no such file")

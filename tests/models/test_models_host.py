@@ -7,23 +7,10 @@ import numpy as np
 import pytest
 
 import specializer
-from specializer.oracle import diff_outputs, run_tflm
+from specializer.oracle import diff_outputs, random_inputs, run_tflm
 from spz_testutil import model_names, model_path, reference, requires_models
 
 N_RANDOM = 20
-
-
-def random_inputs(res, rng, narrow: bool):
-    xs = []
-    for io in res.inputs:
-        if io.dtype == "float32":
-            lim = 4.0 if narrow else 60.0
-            xs.append(rng.uniform(-lim, lim, size=io.shape).astype(np.float32))
-        else:
-            zp = io.zero_point or 0
-            lo, hi = (max(-128, zp - 24), min(127, zp + 24)) if narrow else (-128, 127)
-            xs.append(rng.integers(lo, hi + 1, size=io.shape).astype(np.int8))
-    return xs
 
 
 @requires_models
