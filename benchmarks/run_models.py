@@ -25,7 +25,7 @@ SHARED = REPO.parent / "shared"
 
 
 def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str):
-    from specializer.targets.cortex_m.bench import bench_model, plot_layers
+    from specializer.bench import bench_model, plot_layers
 
     inputs = None
     ref = SHARED / "models" / f"{name}.ref.npz"
@@ -88,7 +88,7 @@ def main(argv=None) -> int:
 
     for spec in args.elf:
         label, _, path = spec.partition("=")
-        from specializer.targets.cortex_m.bench import bench_elf
+        from specializer.bench import bench_elf
 
         for core in args.cores:
             print(f"[elf] {label} {core} ...", flush=True)

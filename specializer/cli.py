@@ -2,7 +2,7 @@
 
 How it works
 1. argparse subcommands call the Python API (`specializer.api`) and the Cortex-M bench driver
-   (`specializer.targets.cortex_m.bench`).
+   (`specializer.bench`).
 2. A `SpecializerError` (bad model, bad name, unknown target, unwritable directory, toolchain failure...) prints
    one line `specializer: error: ...` on stderr and exits with status 2; no traceback for user mistakes.
 """
@@ -60,7 +60,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             sys.stdout.write(inspect_model(args.model, args.target, dump_after=args.dump_after))
             return 0
         if args.cmd == "bench":
-            from .targets.cortex_m.bench import bench_main
+            from .bench import bench_main
 
             return bench_main(args)
     except SpecializerError as e:

@@ -57,7 +57,7 @@ def main(argv=None) -> int:
     print("   bit-exact on 20/20 inputs" if not bad else f"   NOT bit-exact: {bad[0]}")
 
     if shutil.which("arm-none-eabi-gcc"):
-        from specializer.targets.cortex_m.bench import bench_model, format_report
+        from specializer.bench import bench_model, format_report
 
         print("\n== 4. specializer bench (Cortex-M4, cycle-approximate simulator)")
         rep = bench_model(model, "cortex-m4", build_dir=root / "m4", label="demo_kws")

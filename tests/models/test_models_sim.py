@@ -21,7 +21,7 @@ CASES = sorted({(n, c) for n in model_names() for c in ("cortex-m4", "cortex-m7"
 @pytest.mark.parametrize("name,core", [pytest.param(n, c, marks=() if (n, c) in FAST else pytest.mark.slow)
                                        for n, c in CASES])
 def test_model_bitexact_in_simulator(name, core, tmp_path):
-    from specializer.targets.cortex_m.bench import bench_model
+    from specializer.bench import bench_model
 
     ins, outs = reference(name)
     rep = bench_model(model_path(name), core, inputs=ins, build_dir=tmp_path, check=False, label=name)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from specializer.cli import main
-from specializer.targets.cortex_m.bench import locate_c_error
+from specializer.bench import locate_c_error
 from spz_testutil import model_path, requires_models
 
 OUTSIDE_APP = r"""
@@ -48,7 +48,7 @@ def test_bench_outside_elf(build_dir, tmp_path, capsys):
 
 @requires_models
 def test_bench_model_table_json_png_and_elf_side_by_side(build_dir, tmp_path, capsys):
-    from specializer.targets.cortex_m.bench import build_model_elf
+    from specializer.bench import build_model_elf
 
     model = model_path("mlperf_ad_fc_autoencoder")
     _, elf = build_model_elf(model, "cortex-m7", build_dir / "ad_m7")

@@ -22,9 +22,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ...errors import SpecializerError, TargetError
+from .errors import SpecializerError, TargetError
+from .targets.cortex_m import SUPPORT_DIR
 
-SUPPORT_DIR = Path(__file__).resolve().parent
 
 
 @dataclass
@@ -78,7 +78,7 @@ class BenchReport:
 
 
 def _core(target):
-    from .cores import get_core
+    from .targets.cortex_m.cores import get_core
 
     try:
         return get_core(target)
@@ -91,7 +91,7 @@ def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only
     """Compile `model` for `core` and link the benchmark ELF. Returns (CompileResult, elf path)."""
     import specializer
 
-    from .toolchain import ToolchainError, build_elf
+    from .targets.cortex_m.toolchain import ToolchainError, build_elf
 
     core = _core(core)
     build_dir = Path(build_dir)
@@ -157,7 +157,7 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
     """Build, simulate and report one model on one core (see module docstring)."""
     from specializer.api import op_macs
 
-    from .sim import Simulator
+    from .targets.cortex_m.sim import Simulator
 
     core = _core(target)
     tmp = None
@@ -207,7 +207,7 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
 def bench_elf(elf: Path, target: str = "cortex-m4", inputs: Optional[Sequence[bytes]] = None,
               label: Optional[str] = None) -> BenchReport:
     """Measure an ELF that follows the contract of DESIGN.md §3 (ours or anyone's)."""
-    from .sim import Simulator
+    from .targets.cortex_m.sim import Simulator
 
     core = _core(target)
     elf = Path(elf)
