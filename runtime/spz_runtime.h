@@ -79,11 +79,44 @@ SPZ_INLINE int16_t spz_sat16(int32_t x) {
 #define SPZ_HAS_DSP 1
 #define spz_smlad(a, b, acc) ((int32_t)__smlad((a), (b), (acc)))
 #define spz_sxtb16(a) ((int32_t)__sxtb16((a)))
+#define spz_sxtab16(acc, a) ((int32_t)__sxtab16((acc), (a)))
+#define spz_ssub16(a, b) ((int32_t)__ssub16((a), (b)))
+#define spz_sadd16(a, b) ((int32_t)__sadd16((a), (b)))
+#define spz_smlabb(a, b, acc) ((int32_t)__smlabb((a), (b), (acc)))
+#define spz_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
+#define spz_smlabt(a, b, acc) ((int32_t)__smlabt((a), (b), (acc)))
+#define spz_smlatb(a, b, acc) ((int32_t)__smlatb((a), (b), (acc)))
+#define spz_ssat8(x) ((int32_t)__ssat((x), 8))
+/* gcc 12 does not fold a rotate into SXTB16 and never emits SMMLAR: one instruction each, in inline asm. */
+SPZ_INLINE int32_t spz_sxtb16_ror8(int32_t a) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(a));
+    return r;
+}
+SPZ_INLINE int32_t spz_sxtab16_ror8(int32_t acc, int32_t a) {
+    int32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(a));
+    return r;
+}
+SPZ_INLINE int32_t spz_smmlar(int32_t a, int32_t b, int32_t acc) {
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
 #else
 #define SPZ_HAS_DSP 0
+SPZ_INLINE int32_t spz_lo16_(int32_t a) {
+    return (int32_t)(int16_t)(uint16_t)((uint32_t)a & 0xFFFFu);
+}
+SPZ_INLINE int32_t spz_hi16_(int32_t a) {
+    return (int32_t)(int16_t)(uint16_t)((uint32_t)a >> 16);
+}
+SPZ_INLINE int32_t spz_pack16_(int32_t lo, int32_t hi) {
+    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
 SPZ_INLINE int32_t spz_smlad(int32_t a, int32_t b, int32_t acc) {
-    const int32_t lo = (int32_t)(int16_t)(a & 0xFFFF) * (int32_t)(int16_t)(b & 0xFFFF);
-    const int32_t hi = (int32_t)(int16_t)((uint32_t)a >> 16) * (int32_t)(int16_t)((uint32_t)b >> 16);
+    const int32_t lo = spz_lo16_(a) * spz_lo16_(b);
+    const int32_t hi = spz_hi16_(a) * spz_hi16_(b);
     return (int32_t)((uint32_t)acc + (uint32_t)lo + (uint32_t)hi);
 }
 SPZ_INLINE int32_t spz_sxtb16(int32_t a) {
@@ -91,6 +124,79 @@ SPZ_INLINE int32_t spz_sxtb16(int32_t a) {
     const uint32_t hi = (uint32_t)(int32_t)(int8_t)(((uint32_t)a >> 16) & 0xFF) & 0xFFFFu;
     return (int32_t)(lo | (hi << 16));
 }
+SPZ_INLINE int32_t spz_sxtb16_ror8(int32_t a) {
+    return spz_sxtb16((int32_t)(((uint32_t)a >> 8) | ((uint32_t)a << 24)));
+}
+SPZ_INLINE int32_t spz_sxtab16(int32_t acc, int32_t a) {
+    const int32_t e = spz_sxtb16(a);
+    return spz_pack16_(spz_lo16_(acc) + spz_lo16_(e), spz_hi16_(acc) + spz_hi16_(e));
+}
+SPZ_INLINE int32_t spz_sxtab16_ror8(int32_t acc, int32_t a) {
+    return spz_sxtab16(acc, (int32_t)(((uint32_t)a >> 8) | ((uint32_t)a << 24)));
+}
+SPZ_INLINE int32_t spz_ssub16(int32_t a, int32_t b) {
+    return spz_pack16_(spz_lo16_(a) - spz_lo16_(b), spz_hi16_(a) - spz_hi16_(b));
+}
+SPZ_INLINE int32_t spz_sadd16(int32_t a, int32_t b) {
+    return spz_pack16_(spz_lo16_(a) + spz_lo16_(b), spz_hi16_(a) + spz_hi16_(b));
+}
+SPZ_INLINE int32_t spz_smlabb(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(spz_lo16_(a) * spz_lo16_(b)));
+}
+SPZ_INLINE int32_t spz_smlatt(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(spz_hi16_(a) * spz_hi16_(b)));
+}
+SPZ_INLINE int32_t spz_smlabt(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(spz_lo16_(a) * spz_hi16_(b)));
+}
+SPZ_INLINE int32_t spz_smlatb(int32_t a, int32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(spz_hi16_(a) * spz_lo16_(b)));
+}
+SPZ_INLINE int32_t spz_ssat8(int32_t x) {
+    return spz_clamp(x, -128, 127);
+}
+/* SMMLAR: acc + (a * b) / 2^32, rounded (the +2^31 before taking the high word). */
+SPZ_INLINE int32_t spz_smmlar(int32_t a, int32_t b, int32_t acc) {
+    const int64_t p = (int64_t)a * (int64_t)b + (int64_t)acc * ((int64_t)1 << 32) + ((int64_t)1 << 31);
+    return (int32_t)(uint32_t)((uint64_t)p >> 32);
+}
+#endif
+
+/* Unaligned little-endian word access (one LDR/STR on Cortex-M3 and later; memcpy keeps it legal C). */
+SPZ_INLINE int32_t spz_ld32(const void *p) {
+    int32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+SPZ_INLINE void spz_st32(void *p, int32_t v) {
+    memcpy(p, &v, 4);
+}
+SPZ_INLINE void spz_st16(void *p, int32_t v) {
+    const int16_t h = (int16_t)v;
+    memcpy(p, &h, 2);
+}
+
+/* Fast requantization of a doubled accumulator (kernels store weights and bias x2), valid when the registry
+ * checked offline that the multiplier is in [2^30, 2^31), the right shift e is >= 1, |2 acc| < 2^31 and
+ * k = 2^(e-1) + (out_zp << e) cannot overflow: SMMLAR(2acc, m, k) = k + SaturatingRoundingDoublingHighMul(acc, m)
+ * exactly, and adding the accumulator's sign before the shift gives RoundingDivideByPOT's round-half-away. */
+SPZ_INLINE int32_t spz_rq2(int32_t acc2, int32_t m, int32_t k, int32_t e) {
+    return (spz_smmlar(acc2, m, k) + (acc2 >> 31)) >> e;
+}
+
+/* Requantization of an undoubled accumulator for right shifts e >= 1, k = 2^(e-1) (checked offline: no int32
+ * overflow); the caller adds the output zero point. SRDHM(acc, m) = floor((acc m + 2^30) / 2^31) for m >= 0. */
+SPZ_INLINE int32_t spz_rqw(int32_t acc, int32_t m, int32_t k, int32_t e) {
+    const int32_t x = (int32_t)(((int64_t)acc * (int64_t)m + ((int64_t)1 << 30)) >> 31);
+    return (x + k + (x >> 31)) >> e;
+}
+
+/* gcc only: kernels with hand-ordered straight-line code run better without gcc's instruction schedulers
+ * (pre-RA scheduling adds spills, post-RA scheduling breaks runs of pipelined loads). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SPZ_KERNEL static __attribute__((optimize("no-schedule-insns", "no-schedule-insns2")))
+#else
+#define SPZ_KERNEL static
 #endif
 
 #endif /* SPZ_RUNTIME_H_ */

@@ -119,6 +119,7 @@ class Op:
     folded_bias: Optional[int] = None  # tensor id of a bias with the input zero point folded in
     alias_of: Optional[int] = None  # output is an alias (no copy) of this input tensor id
     intermediates: tuple[int, ...] = ()  # TFLite "intermediate" tensors: quantization carriers only (LSTM)
+    stream: Optional[int] = None  # constant the chosen kernel reads instead of weights/bias/requant (reorder_weights)
 
     def input(self, i: int) -> Optional[int]:
         return self.inputs[i] if i < len(self.inputs) else None
@@ -193,6 +194,8 @@ class Graph:
             used.update(op.intermediates)
             if op.folded_bias is not None:
                 used.add(op.folded_bias)
+            if op.stream is not None:
+                used.add(op.stream)
         return dataclasses.replace(self, tensors={k: v for k, v in self.tensors.items() if k in used})
 
 
@@ -253,6 +256,8 @@ def dump(g: Graph) -> str:
             extra.append(f"folded_bias=%{op.folded_bias}")
         if op.alias_of is not None:
             extra.append(f"alias_of=%{op.alias_of}")
+        if op.stream is not None:
+            extra.append(f"stream=%{op.stream}")
         if op.intermediates:
             extra.append("intermediates=" + ",".join(f"%{i}" for i in op.intermediates))
         if op.requant is not None:
@@ -318,6 +323,8 @@ def verify(g: Graph) -> None:
             defined.add(tid)
         if op.folded_bias is not None and not g.tensors.get(op.folded_bias, Tensor(0, "", (), "int8")).is_const:
             raise IRError(f"{where}: folded bias %{op.folded_bias} is not a constant")
+        if op.stream is not None and not g.tensors.get(op.stream, Tensor(0, "", (), "int8")).is_const:
+            raise IRError(f"{where}: kernel stream %{op.stream} is not a constant")
         if op.clamp is not None and op.clamp[0] > op.clamp[1]:
             raise IRError(f"{where}: empty clamp {op.clamp}")
     for tid in g.outputs:

@@ -52,9 +52,11 @@ class KernelEntry:
 
 
 def entries() -> tuple[KernelEntry, ...]:
+    """Every kernel entry: the target-owned specialized kernels, then the portable generic kernels."""
     from .kernels import ENTRIES
+    from .targets.cortex_m.kernels import ENTRIES as CORTEX_M
 
-    return ENTRIES
+    return CORTEX_M + ENTRIES
 
 
 def entry_by_name(name: str) -> KernelEntry:

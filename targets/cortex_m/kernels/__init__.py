@@ -1,0 +1,14 @@
+"""Kernels the Cortex-M target owns: per-layer specialized templates (`*.c.in`) with one registry entry each.
+
+Each module holds the entry for one op family; `ENTRIES` lists them in one explicit order. The registry
+(`specializer.registry`) ranks all entries by priority: these carry a priority above the generic portable kernels
+and `requires` the core features they use (e.g. "dsp"), so a layer falls back to the generic bit-exact kernel
+wherever an entry's predicate refuses it.
+"""
+from __future__ import annotations
+
+from . import conv
+
+ENTRIES = (
+    conv.ENTRY,
+)

@@ -1,0 +1,124 @@
+"""Offline helpers shared by the Cortex-M kernels: requantization analysis, word packing, streams, names.
+
+How it works
+1. `requant_constants` decides per layer whether the 3-4 instruction requantization `spz_rq2` (SMMLAR on a
+   doubled accumulator, see runtime/spz_runtime.h) is exact for every output channel, from a bound on the
+   accumulator that the weights, bias and input zero point give; else whether the ~9 instruction `spz_rqw`
+   (64-bit product, zero point added after the shift) is; else TFLite's generic form. It returns the mode and
+   the per-channel constants; the kernel templates take the mode as RQ.
+2. `pack16` packs pairs of int16 values into the little-endian words SMLAD reads.
+3. `add_stream` stores a kernel's constant stream (int32 words in consumption order) as a new constant tensor
+   and points `op.stream` at it; the emitter places it in flash like any weight.
+4. `variant_name` spells a layer's specialization with one grammar (DESIGN §5.9):
+   k3x3_s1_p1_c16x32 (+ further parts), used in the C function names and in `bench`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from specializer.ir import Graph, Op, Tensor
+
+INT32_LIMIT = 1 << 31
+
+
+@dataclass(frozen=True)
+class RequantPlan:
+    mode: str  # "fast": (m, k, e) for spz_rq2; "wide": (m, k, e) for spz_rqw; "generic": (multiplier, shift)
+    a: np.ndarray  # m or multiplier, per channel (int64 values that fit int32)
+    b: np.ndarray  # k or shift
+    c: Optional[np.ndarray]  # e (fast only)
+
+
+def per_channel(values: Sequence[int], n: int) -> np.ndarray:
+    v = np.asarray(values, dtype=np.int64).reshape(-1)
+    return np.broadcast_to(v, (n,)).copy() if v.size == 1 else v
+
+
+def requant_constants(op: Op, acc_bound: np.ndarray, out_zp: int, allow_fast: bool = True) -> RequantPlan:
+    """Per-channel requantization constants for an accumulator whose |value| is at most `acc_bound[c]`.
+
+    The fast form needs, for every channel: multiplier in [2^30, 2^31), shift <= -1 (a right shift e >= 1),
+    |2 acc| < 2^31, and k = 2^(e-1) + (out_zp << e) added to |SRDHM(acc, m)| staying inside int32.
+    """
+    n = len(acc_bound)
+    mult = per_channel(op.requant.multiplier, n)
+    shift = per_channel(op.requant.shift, n)
+    bound = np.asarray(acc_bound, dtype=np.int64)
+    if not allow_fast:
+        return RequantPlan("generic", mult, shift, None)
+    # A channel whose output is out_zp for every reachable accumulator (multiplier 0, or a right shift that
+    # rounds every |SRDHM(acc, m)| <= bound * m / 2^31 + 1 to 0) gets m = 0, e = 1, k = 1 + 2 out_zp:
+    # (k + sign) >> 1 = out_zp.
+    e = -shift
+    head = (bound * mult) // INT32_LIMIT + 1  # >= |SRDHM(acc, m)|
+    dead = (mult == 0) | ((e >= 1) & (head < (np.int64(1) << np.clip(e - 1, 0, 62))))
+    live = ~dead
+    fast = bool(np.all(mult[live] >= (1 << 30)) and np.all(mult[live] < INT32_LIMIT) and np.all(e[live] >= 1)
+                and np.all(2 * bound < INT32_LIMIT))
+    if fast:
+        el = np.where(live, e, 1)
+        k = (np.int64(1) << (el - 1)) + (np.int64(out_zp) << el)
+        fast = bool(np.all(head + 1 + (np.int64(1) << (el - 1)) + abs(out_zp) * (np.int64(1) << el) < INT32_LIMIT)
+                    and np.all(np.abs(k) < INT32_LIMIT))
+    if fast:
+        m = np.where(live, mult, 0)
+        k = np.where(live, k, 1 + 2 * out_zp)
+        return RequantPlan("fast", m, k, el)
+    # "wide" (spz_rqw): the undoubled accumulator through a 64-bit product, out_zp added after the shift. Needs a
+    # right shift e >= 1 on every live channel and x + 2^(e-1) + sign inside int32.
+    el = np.where(live, e, 1)
+    if bool(np.all(el >= 1) and np.all(mult >= 0) and np.all(head + 1 + (np.int64(1) << (el - 1)) < INT32_LIMIT)):
+        m = np.where(live, mult, 0)
+        return RequantPlan("wide", m, np.int64(1) << (el - 1), el)
+    return RequantPlan("generic", mult, shift, None)
+
+
+def pack16(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """int16 pairs -> int32 words (lo in bits 0-15, hi in bits 16-31). Values must fit int16."""
+    lo = np.asarray(lo, dtype=np.int64)
+    hi = np.asarray(hi, dtype=np.int64)
+    assert lo.min(initial=0) >= -32768 and lo.max(initial=0) <= 32767, "pack16: low half out of int16 range"
+    assert hi.min(initial=0) >= -32768 and hi.max(initial=0) <= 32767, "pack16: high half out of int16 range"
+    w = (lo & 0xFFFF) | ((hi & 0xFFFF) << 16)
+    return w.astype(np.uint32).view(np.int32)
+
+
+def pack8(b0, b1, b2, b3) -> np.ndarray:
+    """int8 quadruples -> int32 words (b0 in bits 0-7)."""
+    parts = [np.asarray(b, dtype=np.int64) & 0xFF for b in (b0, b1, b2, b3)]
+    w = parts[0] | (parts[1] << 8) | (parts[2] << 16) | (parts[3] << 24)
+    return w.astype(np.uint32).view(np.int32)
+
+
+def add_stream(g: Graph, op: Op, words: np.ndarray, what: str) -> tuple[Graph, Op]:
+    arr = np.ascontiguousarray(np.asarray(words, dtype=np.int32).reshape(-1))
+    arr.setflags(write=False)
+    tid = g.new_tensor_id()
+    t = Tensor(id=tid, name=f"{g.t(op.outputs[0]).name}/{what}", shape=arr.shape, dtype="int32", data=arr)
+    op = dataclasses.replace(op, stream=tid)
+    return g.with_tensors({tid: t}), op
+
+
+def clamp_of(op: Op) -> tuple[int, int]:
+    return tuple(op.clamp) if op.clamp is not None else (-128, 127)
+
+
+def bias_of(g: Graph, op: Op, n: int) -> np.ndarray:
+    b = op.input(2)
+    if b is None:
+        return np.zeros(n, dtype=np.int64)
+    return g.t(b).data.astype(np.int64).reshape(-1)
+
+
+def input_span(zp: int) -> int:
+    """The largest |x - zp| over int8 x."""
+    return max(127 - zp, zp + 128)
+
+
+def variant_name(**parts) -> str:
+    """k3x3_s1_p1_c16x32-style name from ordered parts (value None = omitted)."""
+    return "_".join(f"{k}{v}" for k, v in parts.items() if v is not None)

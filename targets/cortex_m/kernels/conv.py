@@ -1,0 +1,182 @@
+"""CONV_2D (and DEPTHWISE_CONV_2D with one input channel) on DSP cores: im2col of two pixels + 2 x OCB SMLAD GEMM.
+
+How it works
+1. `reject` takes what the generic kernel takes (it is the same layer semantics), minus grouped convolution and
+   layers whose column would not fit the 12-bit immediate offsets; a depthwise layer with a single input
+   channel is a convolution with depth_multiplier output channels and one input channel, and runs here too.
+2. `template_args` fixes every size of the layer in the C template (conv2d_s8_dsp.c.in), plus the variant
+   choices: OCB output channels per block, UNROLL column words per K-loop iteration, the requantization form.
+3. `reorder` builds the layer's constant stream in exactly the order the kernel reads it: per channel block the
+   bias x2, the weights x2 as int16 pairs in the column order of the im2col (see the template), then the
+   requantization constants; the original weights and bias are no longer emitted.
+4. `emit` instantiates the template (equal arguments share one function) and calls it with the arena pointers,
+   the stream, the im2col scratch and the two zero points.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from specializer.kernels import conv as generic_conv
+from specializer.ops import explicit_padding
+from specializer.registry import KernelEntry
+
+from .common import (add_stream, bias_of, clamp_of, input_span, pack16, requant_constants, variant_name)
+
+TEMPLATE = str(Path(__file__).resolve().parent / "conv2d_s8_dsp.c.in")
+
+
+def _weights_ohwi(g, op) -> np.ndarray:
+    w = g.t(op.inputs[1]).data.astype(np.int64)
+    if op.kind == "DEPTHWISE_CONV_2D":  # 1 x KH x KW x M with one input channel == M x KH x KW x 1
+        return w.transpose(3, 1, 2, 0)
+    return w
+
+
+def reject(g, op, core):
+    if op.kind == "CONV_2D":
+        why = generic_conv._conv_reject(g, op, core)
+        if why:
+            return why
+        x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+        if x.shape[3] != w.shape[3]:
+            return "grouped convolution (generic kernel)"
+    else:
+        why = generic_conv._dw_reject(g, op, core)
+        if why:
+            return why
+        if g.t(op.inputs[0]).shape[3] != 1:
+            return "depthwise with more than one input channel (depthwise kernels)"
+    a = _geometry(g, op)
+    if a["NP"] * 4 * 2 > 4000:  # the second column is read with an immediate offset
+        return f"column of {a['NP']} words is too long for immediate offsets"
+    return None
+
+
+def _geometry(g, op) -> dict:
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    w = _weights_ohwi(g, op)
+    oc, kh, kw, ic = w.shape
+    a = op.attrs
+    top, _, left, _ = explicit_padding(a, x.shape[1:3], y.shape[1:3], (kh, kw))
+    dense = a.dilation_w == 1
+    run = kw * ic if dense else ic
+    nrun = kh if dense else kh * kw
+    runw = (run + 1) // 2
+    return dict(B=x.shape[0], IH=x.shape[1], IW=x.shape[2], IC=ic, OH=y.shape[1], OW=y.shape[2], OC=oc, KH=kh,
+                KW=kw, SH=a.stride_h, SW=a.stride_w, DH=a.dilation_h, DW=a.dilation_w, PT=top, PL=left,
+                DENSE=dense, RUN=run, NRUN=nrun, RUN4=run // 4 * 4, RUNW=runw, NP=nrun * runw,
+                NPIX=y.shape[1] * y.shape[2])
+
+
+def _acc_bound(g, op) -> np.ndarray:
+    w = _weights_ohwi(g, op)
+    x = g.t(op.inputs[0])
+    span = input_span(x.quant.zero_point[0])
+    return np.abs(bias_of(g, op, w.shape[0])) + span * np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
+
+
+def _requant(g, op):
+    y = g.t(op.outputs[0])
+    return requant_constants(op, _acc_bound(g, op), y.quant.zero_point[0])
+
+
+def default_variant(geo: dict) -> dict:
+    ocb = min(4, geo["OC"])
+    np_ = geo["NP"]
+    unroll = np_ if np_ <= 32 else (8 if np_ % 8 == 0 or np_ > 64 else 4)
+    return dict(OCB=ocb, UNROLL=unroll)
+
+
+def template_args(g, op) -> dict:
+    geo = _geometry(g, op)
+    lo, hi = clamp_of(op)
+    var = default_variant(geo)
+    rq = _requant(g, op)
+    return dict(geo, **var, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, NFULL=geo["OC"] // var["OCB"],
+                TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS)
+
+
+def column_sources(geo: dict) -> list:
+    """For each halfword of a pixel's column: (ky, kx, c) of the input tap it holds, or None (a zero pad)."""
+    kh, kw, ic, run = geo["KH"], geo["KW"], geo["IC"], geo["RUN"]
+    run4, runw = geo["RUN4"], geo["RUNW"]
+    out = []
+    for r in range(geo["NRUN"]):
+        slots = [None] * (2 * runw)
+        for i in range(run):
+            if geo["DENSE"]:
+                ky, kx, c = r, i // ic, i % ic
+            else:
+                ky, kx, c = r // kw, r % kw, i
+            pos = ((i & ~3) | ((i & 1) << 1) | ((i >> 1) & 1)) if i < run4 else i
+            slots[pos] = (ky, kx, c)
+        out += slots
+    assert len(out) == 2 * geo["NP"] and kh >= 1
+    return out
+
+
+# Order of a block's channels inside one column word's group of weights: the kernel loads channels in pairs
+# (0, 1), (2, 3); placing them apart in memory keeps gcc from fusing each pair into one LDRD, which the cost model
+# charges 3 cycles and never pipelines (two LDRs in a run cost 1 + 1). POS[n][j] = position of channel j.
+POS = {1: (0,), 2: (0, 1), 3: (0, 2, 1), 4: (0, 2, 1, 3)}
+
+
+def build_stream(g, op, args: dict) -> np.ndarray:
+    w = _weights_ohwi(g, op)
+    oc = w.shape[0]
+    scale = 2 if args["RQ"] == "fast" else 1
+    src = column_sources(args)
+    cols = np.zeros((oc, len(src)), dtype=np.int64)
+    for q, s in enumerate(src):
+        if s is not None:
+            cols[:, q] = scale * w[:, s[0], s[1], s[2]]
+    words = pack16(cols[:, 0::2], cols[:, 1::2]).astype(np.int64)  # (oc, NP)
+    bias = scale * bias_of(g, op, oc)
+    rq = _requant(g, op)
+    parts = []
+    ocb = args["OCB"]
+    for c0 in range(0, oc, ocb):
+        c1 = min(c0 + ocb, oc)
+        n = c1 - c0
+        parts.append(bias[c0:c1])
+        blk = np.zeros((words.shape[1], n), dtype=np.int64)
+        for j in range(n):
+            blk[:, POS[n][j]] = words[c0 + j]
+        parts.append(blk.reshape(-1))
+        parts += [rq.a[c0:c1], rq.b[c0:c1]]
+        if rq.c is not None:
+            parts.append(rq.c[c0:c1])
+    stream = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
+    assert stream.min() >= -(1 << 31) and stream.max() < (1 << 31)
+    return stream.astype(np.int32)
+
+
+def reorder(g, op):
+    return add_stream(g, op, build_stream(g, op, template_args(g, op)), "conv_stream")
+
+
+def scratch_bytes(g, op) -> int:
+    return 2 * 4 * _geometry(g, op)["NP"]
+
+
+def variant(args: dict) -> str:
+    return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
+                        d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
+                        p=f"{args['PT']}x{args['PL']}", c=f"{args['IC']}x{args['OC']}",
+                        b=f"2x{args['OCB']}", u=args["UNROLL"], rq=args["RQ"][0]) + "__dsp"
+
+
+def emit(ctx):
+    op = ctx.op
+    args = template_args(ctx.g, op)
+    fn = ctx.fn(variant=variant(args), **args)
+    x, y = ctx.inp(0), ctx.out()
+    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {ctx.scratch('int32_t')}, "
+             f"{x.quant.zero_point[0]}, {y.quant.zero_point[0]});")
+
+
+ENTRY = KernelEntry(name="conv2d_s8_dsp", ops=("CONV_2D", "DEPTHWISE_CONV_2D"), template=TEMPLATE, emit=emit,
+                    reject=reject, scratch_bytes=scratch_bytes, template_args=template_args, priority=10,
+                    generic=False, requires=frozenset({"dsp"}), reorder=reorder)
