@@ -103,6 +103,13 @@ SPZ_INLINE int32_t spz_smmlar(int32_t a, int32_t b, int32_t acc) {
     __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
+/* Four int8 results (any int32 whose low byte is the value) -> one word: UXTB + 3 BFI. */
+SPZ_INLINE int32_t spz_pack4(int32_t b0, int32_t b1, int32_t b2, int32_t b3) {
+    int32_t r;
+    __asm__("uxtb %0, %1\n\tbfi %0, %2, #8, #8\n\tbfi %0, %3, #16, #8\n\tbfi %0, %4, #24, #8"
+            : "=&r"(r) : "r"(b0), "r"(b1), "r"(b2), "r"(b3));
+    return r;
+}
 #else
 #define SPZ_HAS_DSP 0
 SPZ_INLINE int32_t spz_lo16_(int32_t a) {
@@ -154,6 +161,10 @@ SPZ_INLINE int32_t spz_smlatb(int32_t a, int32_t b, int32_t acc) {
 }
 SPZ_INLINE int32_t spz_ssat8(int32_t x) {
     return spz_clamp(x, -128, 127);
+}
+SPZ_INLINE int32_t spz_pack4(int32_t b0, int32_t b1, int32_t b2, int32_t b3) {
+    return (int32_t)(((uint32_t)b0 & 0xFFu) | (((uint32_t)b1 & 0xFFu) << 8) | (((uint32_t)b2 & 0xFFu) << 16) |
+                     ((uint32_t)b3 << 24));
 }
 /* SMMLAR: acc + (a * b) / 2^32, rounded (the +2^31 before taking the high word). */
 SPZ_INLINE int32_t spz_smmlar(int32_t a, int32_t b, int32_t acc) {

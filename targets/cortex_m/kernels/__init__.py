@@ -7,8 +7,11 @@ wherever an entry's predicate refuses it.
 """
 from __future__ import annotations
 
-from . import conv
+from . import conv, depthwise, elementwise, fully_connected
 
 ENTRIES = (
     conv.ENTRY,
+    depthwise.ENTRY,
+    fully_connected.ENTRY,
+    elementwise.ENTRY,
 )

@@ -39,14 +39,21 @@ def per_channel(values: Sequence[int], n: int) -> np.ndarray:
 
 
 def requant_constants(op: Op, acc_bound: np.ndarray, out_zp: int, allow_fast: bool = True) -> RequantPlan:
+    """`requant_plan` for an op whose `op.requant` is a ChannelRequant (conv, depthwise, fully connected)."""
+    n = len(acc_bound)
+    return requant_plan(per_channel(op.requant.multiplier, n), per_channel(op.requant.shift, n), acc_bound, out_zp,
+                        allow_fast)
+
+
+def requant_plan(mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, out_zp: int,
+                 allow_fast: bool = True) -> RequantPlan:
     """Per-channel requantization constants for an accumulator whose |value| is at most `acc_bound[c]`.
 
     The fast form needs, for every channel: multiplier in [2^30, 2^31), shift <= -1 (a right shift e >= 1),
     |2 acc| < 2^31, and k = 2^(e-1) + (out_zp << e) added to |SRDHM(acc, m)| staying inside int32.
     """
-    n = len(acc_bound)
-    mult = per_channel(op.requant.multiplier, n)
-    shift = per_channel(op.requant.shift, n)
+    mult = np.asarray(mult, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
     bound = np.asarray(acc_bound, dtype=np.int64)
     if not allow_fast:
         return RequantPlan("generic", mult, shift, None)

@@ -1,0 +1,107 @@
+"""FULLY_CONNECTED on DSP cores: int8 weights unpacked in registers, RB rows per block, SMLAD.
+
+How it works
+1. `reject` takes what the generic kernel takes (symmetric int8 weights, constant bias) provided the folded bias
+   (bias - zp_in * sum(w)) fits int32.
+2. The stream per block of RB rows: folded biases, the int8 weight words in the order the kernel loads them,
+   tail weights for a depth that is not a multiple of 4, then the requantization constants.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from specializer.kernels import fully_connected as generic_fc
+from specializer.registry import KernelEntry
+
+from .common import add_stream, bias_of, clamp_of, input_span, pack8, requant_constants, variant_name
+from .conv import POS
+
+TEMPLATE = str(Path(__file__).resolve().parent / "fully_connected_s8_dsp.c.in")
+INT32 = 1 << 31
+
+
+def _parts(g, op):
+    x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+    wq = w.data.astype(np.int64)
+    r, k = wq.shape
+    zp = x.quant.zero_point[0]
+    bias = bias_of(g, op, r)
+    folded = bias - zp * wq.sum(axis=1)
+    bound = np.minimum(np.abs(bias) + input_span(zp) * np.abs(wq).sum(axis=1),
+                       np.abs(folded) + 128 * np.abs(wq).sum(axis=1))
+    rq = requant_constants(op, bound, g.t(op.outputs[0]).quant.zero_point[0])
+    return wq, folded, rq
+
+
+def reject(g, op, core):
+    why = generic_fc._reject(g, op, core)
+    if why:
+        return why
+    _, folded, _ = _parts(g, op)
+    if np.abs(folded).max(initial=0) >= INT32:
+        return "bias - zp * sum(w) does not fit int32"
+    return None
+
+
+def default_variant(k: int, r: int) -> dict:
+    words = k // 4
+    unroll = words if words <= 16 else (8 if words % 8 == 0 else 4)
+    return dict(RB=min(4, r), UNROLL=max(unroll, 1))
+
+
+def template_args(g, op) -> dict:
+    x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+    r, k = w.shape
+    lo, hi = clamp_of(op)
+    _, _, rq = _parts(g, op)
+    return dict(N=x.size // k, K=k, R=r, **default_variant(k, r), RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
+                CLAMP=lo > -128 or hi < 127, POS=POS)
+
+
+def build_stream(g, op, args: dict) -> np.ndarray:
+    wq, folded, rq = _parts(g, op)
+    r, k = wq.shape
+    k4 = k // 4 * 4
+    parts = []
+    rb = args["RB"]
+    for r0 in range(0, r, rb):
+        r1 = min(r0 + rb, r)
+        n = r1 - r0
+        parts.append(folded[r0:r1])
+        blk = wq[r0:r1, :k4].reshape(n, k4 // 4, 4)
+        words = pack8(blk[..., 0], blk[..., 1], blk[..., 2], blk[..., 3]).astype(np.int64)  # (n, k4/4)
+        ordered = np.zeros((k4 // 4, n), dtype=np.int64)
+        for j in range(n):
+            ordered[:, POS[n][j]] = words[j]
+        parts.append(ordered.reshape(-1))
+        parts.append(wq[r0:r1, k4:].T.reshape(-1))
+        parts += [rq.a[r0:r1], rq.b[r0:r1]]
+        if rq.c is not None:
+            parts.append(rq.c[r0:r1])
+    stream = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
+    assert stream.min() >= -INT32 and stream.max() < INT32
+    return stream.astype(np.int32)
+
+
+def reorder(g, op):
+    return add_stream(g, op, build_stream(g, op, template_args(g, op)), "fc_stream")
+
+
+def variant(args: dict) -> str:
+    return variant_name(n=args["N"], k=args["K"], r=args["R"], b=args["RB"], u=args["UNROLL"],
+                        rq=args["RQ"][0]) + "__dsp"
+
+
+def emit(ctx):
+    op = ctx.op
+    args = template_args(ctx.g, op)
+    fn = ctx.fn(variant=variant(args), **args)
+    x, y = ctx.inp(0), ctx.out()
+    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {y.quant.zero_point[0]});")
+
+
+ENTRY = KernelEntry(name="fully_connected_s8_dsp", ops=("FULLY_CONNECTED",), template=TEMPLATE, emit=emit,
+                    reject=reject, template_args=template_args, priority=10, generic=False,
+                    requires=frozenset({"dsp"}), reorder=reorder)
