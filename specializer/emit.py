@@ -234,6 +234,8 @@ def _header(g: Graph, prefix: str, up: str) -> str:
          f"#define {up}_NUM_INPUTS {len(g.inputs)}",
          f"#define {up}_NUM_OUTPUTS {len(g.outputs)}"]
     for kind, tids in (("INPUT", g.inputs), ("OUTPUT", g.outputs)):
+        L.append(f"#define {up}_{kind}_SIZES {{" + ", ".join(f"{g.t(t).nbytes}u" for t in tids) + "}"
+                 f" /* bytes of every {kind.lower()}, an initializer */")
         for i, tid in enumerate(tids):
             t = g.t(tid)
             L.append(f"#define {up}_{kind}{i}_SIZE {t.nbytes}u")

@@ -15,7 +15,7 @@
  * 2. bench_setup() points bench_input_ptr/bench_output_ptr (input 0 / output 0) and the arrays
  *    bench_input_ptrs[]/bench_input_lens[]/bench_num_inputs (and the output twins) at the arena.
  * 3. bench_invoke() runs exactly one inference; its return status is kept in bench_status.
- * Up to 4 inputs and 4 outputs are supported.
+ * Any number of inputs and outputs (the header's <NAME>_INPUT_SIZES / _OUTPUT_SIZES initializers).
  */
 #include <stdint.h>
 #include <stddef.h>
@@ -36,8 +36,8 @@
 #define SPZ_NUM_IN SPZ_DEF(_NUM_INPUTS)
 #define SPZ_NUM_OUT SPZ_DEF(_NUM_OUTPUTS)
 
-#if SPZ_NUM_IN < 1 || SPZ_NUM_IN > 4 || SPZ_NUM_OUT < 1 || SPZ_NUM_OUT > 4
-#error "bench_harness.c supports 1..4 inputs and 1..4 outputs"
+#if SPZ_NUM_IN < 1 || SPZ_NUM_OUT < 1
+#error "bench_harness.c needs at least one input and one output"
 #endif
 
 static uint8_t g_arena[SPZ_DEF(_ARENA_SIZE)] __attribute__((aligned(SPZ_DEF(_ARENA_ALIGN))));
@@ -54,31 +54,8 @@ uint32_t bench_num_outputs = SPZ_NUM_OUT;
 int8_t *bench_input_ptrs[SPZ_NUM_IN];
 int8_t *bench_output_ptrs[SPZ_NUM_OUT];
 
-const uint32_t bench_input_lens[SPZ_NUM_IN] = {
-    SPZ_DEF(_INPUT0_SIZE),
-#if SPZ_NUM_IN > 1
-    SPZ_DEF(_INPUT1_SIZE),
-#endif
-#if SPZ_NUM_IN > 2
-    SPZ_DEF(_INPUT2_SIZE),
-#endif
-#if SPZ_NUM_IN > 3
-    SPZ_DEF(_INPUT3_SIZE),
-#endif
-};
-
-const uint32_t bench_output_lens[SPZ_NUM_OUT] = {
-    SPZ_DEF(_OUTPUT0_SIZE),
-#if SPZ_NUM_OUT > 1
-    SPZ_DEF(_OUTPUT1_SIZE),
-#endif
-#if SPZ_NUM_OUT > 2
-    SPZ_DEF(_OUTPUT2_SIZE),
-#endif
-#if SPZ_NUM_OUT > 3
-    SPZ_DEF(_OUTPUT3_SIZE),
-#endif
-};
+const uint32_t bench_input_lens[SPZ_NUM_IN] = SPZ_DEF(_INPUT_SIZES);
+const uint32_t bench_output_lens[SPZ_NUM_OUT] = SPZ_DEF(_OUTPUT_SIZES);
 
 void bench_setup(void);
 void bench_invoke(void);

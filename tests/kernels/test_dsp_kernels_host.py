@@ -1,0 +1,52 @@
+"""The specialized Cortex-M kernels built for the host: the same C with the portable twins of the Arm intrinsics,
+under ASan/UBSan, against tflite-micro on randomized layers (the simulator test runs the real instructions).
+Also checks the twins' contracts the kernels rely on, and that the registry falls back to the generic kernel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from specializer.oracle import compare
+from spz_randlayers import random_inputs, random_model
+
+PER_MODEL = 12
+
+
+@pytest.mark.parametrize("kinds,seed,default", [(("conv",), 71, 48), (("dw",), 72, 36), (("fc", "add"), 73, 36)])
+def test_dsp_kernels_host_twins(tmp_path, kinds, seed, default, sweep):
+    rng = np.random.default_rng(seed)
+    n = sweep(default)
+    for m in range((n + PER_MODEL - 1) // PER_MODEL):
+        model, specs, descs = random_model(rng, min(PER_MODEL, n - m * PER_MODEL), kinds)
+        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{m}", target="cortex-m4")
+        assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+
+
+def test_fast_requantization_identity_matches_tflite():
+    """spz_rq2's identity (SMMLAR on 2*acc, sign, shift) against TFLite's double rounding, in Python."""
+    from specializer.quant import mbqm
+
+    rng = np.random.default_rng(7)
+    for _ in range(20000):
+        m = int(rng.integers(1 << 30, 1 << 31))
+        e = int(rng.integers(1, 24))
+        zp = int(rng.integers(-128, 128))
+        acc = int(rng.integers(-(1 << 29), 1 << 29)) if rng.random() < 0.5 else int(rng.integers(-5000, 5000))
+        k = (1 << (e - 1)) + (zp << e)
+        t = (k * (1 << 32) + 2 * acc * m + (1 << 31)) >> 32  # SMMLAR
+        got = (t + (-1 if acc < 0 else 0)) >> e
+        assert got == mbqm(acc, m, -e) + zp, (acc, m, e, zp)
+
+
+def test_registry_falls_back_to_generic(tmp_path):
+    """A grouped convolution and a depthwise with 3 channels have no DSP kernel: the generic one runs them."""
+    import specializer
+    from specializer.tflite_writer import ModelBuilder
+    from spz_randlayers import add_conv_layer
+
+    rng = np.random.default_rng(3)
+    mb = ModelBuilder()
+    add_conv_layer(mb, rng, "g", False, force={"geom": (6, 6, 3, 3, 1, 1, 1, 1, "SAME"), "groups": 2})
+    add_conv_layer(mb, rng, "d", True, force={"geom": (6, 6, 3, 3, 1, 1, 1, 1, "SAME"), "mult": 1}, channels=(3,))
+    res = specializer.compile(mb.build(), name="fb", out_dir=tmp_path / "o", target="cortex-m4")
+    assert [op.kernel.entry for op in res.graph.ops] == ["conv2d_s8", "depthwise_conv2d_s8"]

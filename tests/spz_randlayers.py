@@ -1,0 +1,254 @@
+"""Random single-layer generators shared by the kernel tests (host) and the simulator tests (Cortex-M).
+
+Every generator adds one independent layer (its own input and output) to a ModelBuilder and returns
+(input shapes and zero points, description); several layers per model keep compiles few. The parameter space
+covers what specialized kernels must get right: kernels 1..7 (1xN, Nx1), strides 1..3 (stride > kernel),
+dilations, SAME/VALID (asymmetric padding), channel counts that are not a multiple of 4, per-channel scales
+over orders of magnitude, zero points at the extremes, every fused activation, batches, with and without bias,
+and (`hostile`) quantization that defeats the fast requantization paths: huge biases, multipliers > 1.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from specializer import ops
+from specializer.tflite_writer import ModelBuilder
+
+ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
+CHANNELS = (1, 2, 3, 4, 5, 7, 8, 9, 12, 16)
+PER_MODEL = 8
+
+
+def _zp(rng):
+    return int(rng.choice([-128, 127, -127, 126, 0])) if rng.random() < 0.5 else int(rng.integers(-128, 128))
+
+
+def output_quant(rng, act):
+    """(scale, zero point) of an output that the activation does not clamp to a single value."""
+    if act == "RELU_N1_TO_1":
+        return float(10 ** rng.uniform(-2.5, -1.5)), int(rng.integers(-60, 61))
+    if act == "RELU6":
+        return float(6 / 255 * 10 ** rng.uniform(-0.3, 0.3)), (-128 if rng.random() < 0.5 else int(rng.integers(-128, 40)))
+    if act == "RELU":
+        return float(10 ** rng.uniform(-3, 0)), (-128 if rng.random() < 0.5 else int(rng.integers(-128, 60)))
+    return float(10 ** rng.uniform(-3, 0)), _zp(rng)
+
+
+def _geometry(rng, k_max=7, in_max=14):
+    """(in_h, in_w, k_h, k_w, s_h, s_w, d_h, d_w, padding) with a non-empty output."""
+    padding = str(rng.choice(["SAME", "VALID"]))
+    dims = []
+    for _ in range(2):
+        k = int(rng.integers(1, k_max + 1)) if rng.random() < 0.8 else 1
+        s = int(rng.integers(1, 4))
+        d = int(rng.integers(1, 4)) if (rng.random() < 0.3 and k > 1) else 1
+        eff = (k - 1) * d + 1
+        lo = eff if padding == "VALID" else 1
+        n = int(rng.integers(lo, max(lo, in_max) + 1)) if rng.random() < 0.85 else lo
+        dims.append((n, k, s, d))
+    (ih, kh, sh, dh), (iw, kw, sw, dw) = dims
+    return ih, iw, kh, kw, sh, sw, dh, dw, padding
+
+
+def _weight_scales(rng, n, per_channel):
+    if not per_channel:
+        return np.asarray([10 ** rng.uniform(-4, -1)], dtype=np.float32)
+    base = rng.uniform(-4, -1.5)
+    return (10 ** (base + rng.uniform(0, 2.5, n))).astype(np.float32)  # spans up to 2.5 orders of magnitude
+
+
+HOSTILE = ("bigbias", "upscale", "dead", "tinyscale")
+
+
+def add_conv_layer(mb: ModelBuilder, rng, tag: str, depthwise: bool, groups_ok: bool = True,
+                   force: dict | None = None, hostile: bool = False, channels=CHANNELS) -> tuple:
+    """Add one random conv/depthwise layer with its own input and output; returns (input shape, zp, desc).
+
+    `hostile`: one of HOSTILE's quantizations that the fast requantization paths must refuse or survive."""
+    f = force or {}
+    CHANNELS = channels  # noqa: N806
+    ih, iw, kh, kw, sh, sw, dh, dw, padding = f.get("geom") or _geometry(rng)
+    batches = 2 if rng.random() < 0.2 else 1
+    act = str(rng.choice(ACTS))
+    out_s, out_zp = output_quant(rng, act)
+    in_zp = _zp(rng)
+    per_channel = rng.random() < 0.7
+    if depthwise:
+        in_c = int(rng.choice(CHANNELS))
+        mult = int(f.get("mult", rng.integers(1, 5)))
+        out_c = in_c * mult
+        wshape = (1, kh, kw, out_c)
+        taps = kh * kw
+    else:
+        groups = int(rng.choice([2, 3])) if (groups_ok and rng.random() < 0.15) else 1
+        groups = f.get("groups", groups)
+        fc = int(rng.choice(CHANNELS))
+        in_c = fc * groups
+        out_c = int(rng.choice(CHANNELS)) * groups
+        wshape = (out_c, kh, kw, fc)
+        taps = kh * kw * fc
+    ws = _weight_scales(rng, out_c, per_channel)
+    wq = rng.integers(-127, 128, size=wshape).astype(np.int8)
+    if rng.random() < 0.2:  # small weights: exercises the low bits of the accumulator
+        wq = (wq // 16).astype(np.int8)
+    trouble = str(rng.choice(HOSTILE)) if hostile else None
+    if trouble == "dead":  # output channels with all-zero weights
+        dead = rng.random(out_c) < 0.4
+        if depthwise:
+            wq[..., dead] = 0
+        else:
+            wq[dead] = 0
+    if trouble == "tinyscale" and per_channel:  # right shifts up to ~30 on some channels
+        ws = (ws * np.where(rng.random(out_c) < 0.3, 10 ** rng.uniform(-7, -4, out_c), 1.0)).astype(np.float32)
+    if trouble == "upscale":  # real multiplier > 1 (a left shift): tiny weights and a tiny output scale
+        wq = (wq // 64).astype(np.int8)
+    # accumulator spread (in quantized units) for full-range inputs; the input scale maps it to ~40 output steps
+    acc_std = 74.0 * max(float(wq.astype(np.float64).std()), 1.0) * np.sqrt(taps)
+    in_s = float(out_s * 40.0 / (float(np.median(ws)) * acc_std) * 10 ** rng.uniform(-0.5, 0.5))
+    if trouble == "upscale":
+        in_s = float(out_s * 10 ** rng.uniform(0.3, 1.5) / float(np.min(ws)))
+    x = mb.input(f"x{tag}", (batches, ih, iw, in_c), scale=in_s, zero_point=in_zp)
+    w = mb.const(f"w{tag}", wq, scale=ws, axis=3 if depthwise else 0)
+    use_bias = depthwise or rng.random() < 0.75  # a bias-less DEPTHWISE_CONV_2D crashes the TFLM interpreter
+    b = None
+    if use_bias:
+        bs = (in_s * ws.astype(np.float64)).astype(np.float32)
+        bq = rng.uniform(-2, 2, size=out_c) * acc_std if rng.random() < 0.8 else np.zeros(out_c)
+        if trouble == "bigbias":  # accumulators near 2^30: the doubled accumulator would overflow
+            big = rng.random(out_c) < 0.5
+            bq = np.where(big, rng.choice([-1, 1], out_c) * rng.uniform(2 ** 29, 2 ** 31 - 2 ** 24, out_c), bq)
+        b = mb.const(f"b{tag}", bq.astype(np.int32), scale=np.broadcast_to(bs, (out_c,)), axis=0)
+    oh = ops.conv_output_size(ih, kh, sh, dh, padding)
+    ow = ops.conv_output_size(iw, kw, sw, dw, padding)
+    y = mb.tensor(f"y{tag}", (batches, oh, ow, out_c), scale=out_s, zero_point=out_zp)
+    if depthwise:
+        attrs = ops.DepthwiseConv2D(padding=padding, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw,
+                                    depth_multiplier=mult, activation=act)
+        mb.op("DEPTHWISE_CONV_2D", [x, w, b], [y], attrs)
+    else:
+        attrs = ops.Conv2D(padding=padding, stride_h=sh, stride_w=sw, dilation_h=dh, dilation_w=dw,
+                           activation=act)
+        mb.op("CONV_2D", [x, w, b], [y], attrs)
+    mb.output(y)
+    desc = (f"{'dw' if depthwise else 'conv'} in={batches}x{ih}x{iw}x{in_c} w={wshape} s={sh},{sw} d={dh},{dw} "
+            f"{padding} {act} zp={in_zp}/{out_zp} pc={per_channel} bias={use_bias}"
+            + (f" hostile={trouble}" if trouble else ""))
+    return (batches, ih, iw, in_c), in_zp, desc
+
+
+def random_inputs(rng, shapes_zps, n_sets=2):
+    """Full-range int8 inputs, then inputs in a narrow band around the zero point (no saturation)."""
+    sets = []
+    for k in range(n_sets):
+        xs = []
+        for shape, zp in shapes_zps:
+            if k == 0:
+                xs.append(rng.integers(-128, 128, size=shape).astype(np.int8))
+            else:
+                lo, hi = max(-128, zp - 20), min(127, zp + 20)
+                xs.append(rng.integers(lo, hi + 1, size=shape).astype(np.int8))
+        sets.append(xs)
+    return sets
+
+
+
+
+def add_fc_layer(mb: ModelBuilder, rng, tag: str, hostile: bool = False) -> tuple:
+    """One random FULLY_CONNECTED layer: depth 1..300 (not a multiple of 4 too), 1..70 rows, 1-3 input rows."""
+    k = int(rng.choice([1, 3, 4, 5, 8, 16, 17, 31, 64, 100, 128, 257, 300])) if rng.random() < 0.8 else int(rng.integers(1, 300))
+    r = int(rng.choice([1, 2, 3, 4, 5, 7, 8, 12, 16, 33, 64, 70]))
+    rows = int(rng.choice([1, 1, 1, 2, 3]))
+    act = str(rng.choice(ACTS))
+    out_s, out_zp = output_quant(rng, act)
+    in_zp = _zp(rng)
+    per_channel = rng.random() < 0.3
+    ws = _weight_scales(rng, r, per_channel)
+    wq = rng.integers(-127, 128, size=(r, k)).astype(np.int8)
+    trouble = str(rng.choice(HOSTILE)) if hostile else None
+    if trouble == "dead":
+        wq[rng.random(r) < 0.4] = 0
+    acc_std = 74.0 * max(float(wq.astype(np.float64).std()), 1.0) * np.sqrt(k)
+    in_s = float(out_s * 40.0 / (float(np.median(ws)) * acc_std) * 10 ** rng.uniform(-0.5, 0.5))
+    if trouble == "upscale":
+        wq = (wq // 64).astype(np.int8)
+        in_s = float(out_s * 10 ** rng.uniform(0.3, 1.5) / float(np.min(ws)))
+    x = mb.input(f"x{tag}", (rows, k), scale=in_s, zero_point=in_zp)
+    w = mb.const(f"w{tag}", wq, scale=ws, axis=0)
+    b = None
+    if rng.random() < 0.8:
+        bq = rng.uniform(-2, 2, size=r) * acc_std
+        if trouble == "bigbias":
+            bq = np.where(rng.random(r) < 0.5, rng.choice([-1, 1], r) * rng.uniform(2 ** 29, 2 ** 31 - 2 ** 24, r), bq)
+        bs = (in_s * ws.astype(np.float64)).astype(np.float32)
+        b = mb.const(f"b{tag}", bq.astype(np.int32), scale=np.broadcast_to(bs, (r,)), axis=0)
+    y = mb.tensor(f"y{tag}", (rows, r), scale=out_s, zero_point=out_zp)
+    mb.op("FULLY_CONNECTED", [x, w, b], [y], ops.FullyConnected(activation=act))
+    mb.output(y)
+    return (rows, k), in_zp, (f"fc {rows}x{k} -> {r} {act} zp={in_zp}/{out_zp} pc={per_channel} bias={b is not None}"
+                              + (f" hostile={trouble}" if trouble else ""))
+
+
+def add_add_layer(mb: ModelBuilder, rng, tag: str, kind: str = "ADD") -> tuple:
+    """One same-shape ADD/SUB: odd element counts, scales over orders of magnitude, every activation."""
+    shape = (1, int(rng.integers(1, 9)), int(rng.integers(1, 9)), int(rng.choice([1, 3, 4, 8, 16, 17])))
+    s1, s2 = float(10 ** rng.uniform(-3, 0)), float(10 ** rng.uniform(-3, 0))
+    so = max(s1, s2) * float(10 ** rng.uniform(-0.7, 1.3))
+    act = str(rng.choice(ACTS))
+    zo = _zp(rng)
+    if act == "RELU_N1_TO_1":
+        so, zo = float(10 ** rng.uniform(-2.5, -1.5)), int(rng.integers(-60, 61))
+    z1, z2 = _zp(rng), _zp(rng)
+    a = mb.input(f"a{tag}", shape, scale=s1, zero_point=z1)
+    b = mb.input(f"b{tag}", shape, scale=s2, zero_point=z2)
+    y = mb.tensor(f"y{tag}", shape, scale=so, zero_point=zo)
+    mb.op(kind, [a, b], [y], ops.Elementwise(activation=act))
+    mb.output(y)
+    return [(shape, z1), (shape, z2)], None, f"{kind.lower()} {shape} {act} zp={z1},{z2}/{zo}"
+
+
+DW_CHANNELS = (4, 8, 12, 16, 24, 32, 1, 3, 5, 6, 7, 9)  # the DSP depthwise takes multiples of 4
+
+
+def random_model(rng, n_layers: int, kinds=("conv", "dw", "fc", "add"), hostile: float = 0.15,
+                 channels=CHANNELS + (24, 32)):
+    """A model of `n_layers` independent random layers: (model bytes, [(input shape, zp)], [description])."""
+    mb = ModelBuilder()
+    specs, descs = [], []
+    for i in range(n_layers):
+        kind = kinds[int(rng.integers(0, len(kinds)))]
+        bad = rng.random() < hostile
+        if kind in ("conv", "dw"):
+            chans = channels if kind == "conv" else DW_CHANNELS
+            shape, zp, d = add_conv_layer(mb, rng, str(i), kind == "dw", hostile=bad, channels=chans,
+                                          force={"mult": 1} if (kind == "dw" and rng.random() < 0.7) else None)
+            specs.append((shape, zp))
+        elif kind == "fc":
+            shape, zp, d = add_fc_layer(mb, rng, str(i), hostile=bad)
+            specs.append((shape, zp))
+        else:
+            pairs, _, d = add_add_layer(mb, rng, str(i), "SUB" if rng.random() < 0.3 else "ADD")
+            specs += pairs
+        descs.append(d)
+    return mb.build(), specs, descs
+
+
+def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4", opt: str = "-O2"):
+    """Cross-compile `model` for `core`, run every input set in the simulator and in tflite-micro.
+
+    Returns (list of (input set, output index, first differing index), CompileResult)."""
+    from specializer.bench import build_model_elf
+    from specializer.oracle import run_tflm
+    from specializer.targets.cortex_m.sim import Simulator
+
+    res, elf = build_model_elf(model, core, build_dir, opt=opt, profile=False)
+    sim = Simulator(elf, core=core)
+    bad = []
+    for case, xs in enumerate(inputs_list):
+        r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs])
+        ref = run_tflm(model, xs)
+        for k, want in enumerate(ref):
+            got = np.frombuffer(r.outputs[k], dtype=want.dtype).reshape(want.shape)
+            if not np.array_equal(got, want):
+                first = tuple(int(v) for v in np.argwhere(got != want)[0])
+                bad.append((case, k, first))
+    return bad, res
