@@ -10,6 +10,8 @@
 #define TOY_INPUT1_SIZE 8
 #define TOY_OUTPUT0_SIZE 4
 #define TOY_OUTPUT1_SIZE 8
+#define TOY_INPUT_SIZES {TOY_INPUT0_SIZE, TOY_INPUT1_SIZE}
+#define TOY_OUTPUT_SIZES {TOY_OUTPUT0_SIZE, TOY_OUTPUT1_SIZE}
 int8_t *toy_input(uint8_t *arena, int index);
 int8_t *toy_output(uint8_t *arena, int index);
 int toy_run(uint8_t *arena);
