@@ -87,7 +87,7 @@ def _core(target):
 
 
 def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only: bool = False,
-                    name: str = "net", profile: bool = True):
+                    name: str = "net", profile: bool = True, flash_budget="default"):
     """Compile `model` for `core` and link the benchmark ELF. Returns (CompileResult, elf path)."""
     import specializer
 
@@ -96,7 +96,7 @@ def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only
     core = _core(core)
     build_dir = Path(build_dir)
     res = specializer.compile(model, name=name, out_dir=build_dir / "lib", target=core.name,
-                              generic_only=generic_only)
+                              generic_only=generic_only, flash_budget=flash_budget)
     srcs = sorted((build_dir / "lib").glob("*.c")) + [SUPPORT_DIR / "bench_harness.c"]
     defines = [f'SPZ_MODEL_HEADER="{name}.h"', f"SPZ_PREFIX={name}", f"SPZ_PREFIX_UPPER={name.upper()}"]
     if profile:
@@ -153,7 +153,8 @@ def load_inputs(path: Optional[str], res) -> list[np.ndarray]:
 
 def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only: bool = False,
                 inputs: Optional[Sequence[np.ndarray]] = None, build_dir: Optional[Path] = None,
-                check: bool = True, label: Optional[str] = None, input_path: Optional[str] = None) -> BenchReport:
+                check: bool = True, label: Optional[str] = None, input_path: Optional[str] = None,
+                flash_budget="default") -> BenchReport:
     """Build, simulate and report one model on one core (see module docstring)."""
     from specializer.api import op_macs
 
@@ -165,7 +166,8 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
         tmp = tempfile.TemporaryDirectory(prefix="spz-bench-")
         build_dir = Path(tmp.name)
     try:
-        res, elf = build_model_elf(model, core, Path(build_dir), opt=opt, generic_only=generic_only)
+        res, elf = build_model_elf(model, core, Path(build_dir), opt=opt, generic_only=generic_only,
+                                   flash_budget=flash_budget)
         xs = list(inputs) if inputs is not None else load_inputs(input_path, res)
         sim = Simulator(elf, core=core.name)
         r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs])
@@ -278,7 +280,8 @@ def bench_main(args) -> int:
     if args.model is not None:
         print(f"building and simulating {args.model} for {args.target} ...", file=sys.stderr, flush=True)
         rep = bench_model(args.model, args.target, opt=args.opt, generic_only=args.generic,
-                          build_dir=Path(args.build_dir) if args.build_dir else None, input_path=args.input)
+                          build_dir=Path(args.build_dir) if args.build_dir else None, input_path=args.input,
+                          flash_budget=getattr(args, "flash_budget", "default"))
         reports.append(rep)
         sys.stdout.write(format_report(rep))
     for elf in args.elf:

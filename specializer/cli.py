@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="core to tune for: cortex-m0plus, cortex-m3, cortex-m4, cortex-m7, cortex-m33, cortex-m55 "
                         "(default: portable C)")
     c.add_argument("--generic", action="store_true", help="use only the generic (reference) kernels")
+    c.add_argument("--flash-budget", type=_budget, default="default", metavar="BYTES",
+                   help="flash the specialized layers' weight streams may take (e.g. 200000 or 180K); 'unlimited' "
+                        "= fastest variant everywhere; default: the int8 weight streams plus max(64K, 30%%)")
     c.add_argument("--dump-after", metavar="PASS", help="print the IR after the named pass")
 
     i = sub.add_parser("inspect", help="ops, shapes, quantization, MACs per layer, memory plan")
@@ -42,11 +45,29 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--target", default="cortex-m4")
     b.add_argument("--opt", default="-O2", choices=["-O2", "-O3", "-Os"], help="cross-compiler optimisation level")
     b.add_argument("--generic", action="store_true", help="use only the generic (reference) kernels")
+    b.add_argument("--flash-budget", type=_budget, default="default", metavar="BYTES",
+                   help="as for compile")
     b.add_argument("--input", help="input .npz (input_0, ...) or raw .bin; default: seeded random int8")
     b.add_argument("--json", dest="json_out", help="write the full report as JSON")
     b.add_argument("--plot", help="write a per-layer PNG chart")
     b.add_argument("--build-dir", help="keep the build here (default: a temporary directory)")
     return p
+
+
+def _budget(text: str):
+    t = text.strip().lower()
+    if t == "default":
+        return "default"
+    if t in ("unlimited", "none", "max"):
+        return None
+    mult = 1024 if t.endswith("k") else (1024 * 1024 if t.endswith("m") else 1)
+    try:
+        v = int(float(t.rstrip("km")) * mult)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a byte count: {text!r} (e.g. 200000, 180K, unlimited)") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"a flash budget cannot be negative: {text!r}")
+    return v
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -76,7 +97,7 @@ def _compile(args) -> int:
     from .api import compile as compile_model
 
     res = compile_model(args.model, name=args.name, out_dir=args.out, target=args.target,
-                        generic_only=args.generic, dump_after=args.dump_after,
+                        generic_only=args.generic, dump_after=args.dump_after, flash_budget=args.flash_budget,
                         dump_sink=lambda s: sys.stdout.write(s))
     lib = res.library
     print(f"{args.model} -> {Path(args.out)}/: " + ", ".join(sorted(lib.files)))

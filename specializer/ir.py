@@ -102,6 +102,7 @@ class KernelChoice:
 
     entry: str
     scratch_bytes: int = 0
+    variant: tuple = ()  # (name, value) pairs the kernel's template arguments take (passes/choose_variants)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,8 @@ def dump(g: Graph) -> str:
         if op.requant is not None:
             extra.append(f"requant={_fmt_value(op.requant)}")
         if op.kernel is not None:
-            extra.append(f"kernel={op.kernel.entry} scratch={op.kernel.scratch_bytes}")
+            extra.append(f"kernel={op.kernel.entry} scratch={op.kernel.scratch_bytes}"
+                         + (f" variant={_fmt_value(op.kernel.variant)}" if op.kernel.variant else ""))
         attrs = _fmt_value(op.attrs) if op.attrs is not None else ""
         lines.append(f"    #{op.index} {op.kind}({ins}) -> {outs} {attrs} {' '.join(extra)}".rstrip())
     if g.memory_plan is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from .ir import Graph, dump, verify
+from .passes.choose_variants import choose_variants
 from .passes.eliminate_reshapes import eliminate_reshapes
 from .passes.fold_constants import fold_constants
 from .passes.fold_padding import fold_padding
@@ -22,11 +23,11 @@ from .passes.reorder_weights import reorder_weights
 from .passes.select_kernels import select_kernels
 
 PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_reshapes", "fold_zero_points",
-              "precompute_requant", "select_kernels", "reorder_weights", "plan_memory")
+              "precompute_requant", "select_kernels", "choose_variants", "reorder_weights", "plan_memory")
 
 
-def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4
-                   ) -> list[tuple[str, Callable[[Graph], Graph]]]:
+def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
+                   flash_budget: Any = "default") -> list[tuple[str, Callable[[Graph], Graph]]]:
     return [
         ("fold_constants", fold_constants),
         ("fuse_activations", fuse_activations),
@@ -35,6 +36,7 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
         ("fold_zero_points", fold_zero_points),
         ("precompute_requant", precompute_requant),
         ("select_kernels", lambda g: select_kernels(g, core, generic_only=generic_only)),
+        ("choose_variants", lambda g: choose_variants(g, flash_budget)),
         ("reorder_weights", reorder_weights),
         ("plan_memory", lambda g: plan_memory(g, alignment=alignment)),
     ]
@@ -42,14 +44,14 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
 
 def run_pipeline(g: Graph, core: Any = None, *, verify_each: bool = False, dump_after: Optional[str] = None,
                  dump_sink: Optional[Callable[[str], None]] = None, generic_only: bool = False,
-                 stop_after: Optional[str] = None) -> Graph:
+                 stop_after: Optional[str] = None, flash_budget: Any = "default") -> Graph:
     if dump_after is not None and dump_after not in PASS_NAMES:
         from .errors import SpecializerError
 
         raise SpecializerError(f"--dump-after: unknown pass {dump_after!r}; passes: {', '.join(PASS_NAMES)}")
     if verify_each:
         verify(g)
-    for name, fn in build_pipeline(core, generic_only=generic_only):
+    for name, fn in build_pipeline(core, generic_only=generic_only, flash_budget=flash_budget):
         g = fn(g)
         if verify_each:
             verify(g)

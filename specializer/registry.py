@@ -49,6 +49,7 @@ class KernelEntry:
     generic: bool = True  # the portable plain-C reference path
     requires: frozenset = field(default_factory=frozenset)  # core features needed ("dsp", "mve", ...)
     reorder: Optional[Callable[["Graph", "Op"], tuple]] = None  # weights into the kernel's layout: (g, op) -> (g, op)
+    variants: Optional[Callable[["Graph", "Op"], list]] = None  # candidates for passes/choose_variants
 
 
 def entries() -> tuple[KernelEntry, ...]:

@@ -1,5 +1,5 @@
 """The specialized Cortex-M kernels on the real instruction path: randomized layers, cross-compiled with
-arm-none-eabi-gcc (-O2, -O3 and -Os in turn), run in the simulated Cortex-M4 and compared bit for bit with
+arm-none-eabi-gcc (-O2, -O3 and -Os in turn, int16 and int8 weight variants in turn), run in the simulated Cortex-M4 and compared bit for bit with
 tflite-micro. Many independent layers share one ELF (each with its own input and output), so the default run
 covers over 300 layer configurations in a few ELFs; `--sweep N` sets the number of layers per test.
 
@@ -20,6 +20,7 @@ pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reaso
 
 PER_ELF = 24
 OPTS = ("-O2", "-O3", "-Os")
+BUDGETS = (None, 0, "default")  # int16 weights everywhere, int8 everywhere, the default mix
 
 
 def _run(tmp_path, seed, n_layers, kinds, core="cortex-m4"):
@@ -29,7 +30,8 @@ def _run(tmp_path, seed, n_layers, kinds, core="cortex-m4"):
         k = min(PER_ELF, n_layers - done)
         model, specs, descs = random_model(rng, k, kinds)
         inputs = random_inputs(rng, specs, n_sets=2)
-        bad, res = sim_mismatches(model, inputs, tmp_path / f"m{m}", core, opt=OPTS[m % len(OPTS)])
+        bad, res = sim_mismatches(model, inputs, tmp_path / f"m{m}", core, opt=OPTS[(m + m // 3) % len(OPTS)],
+                                  flash_budget=BUDGETS[m % len(BUDGETS)])
         kernels = [op.kernel.entry for op in res.graph.ops if op.kernel is not None]
         specialized += sum(e.endswith("_dsp") for e in kernels)
         assert not bad, ("not bit-exact in the simulator: " + "; ".join(

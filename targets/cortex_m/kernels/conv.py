@@ -22,7 +22,7 @@ from specializer.kernels import conv as generic_conv
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from .common import (add_stream, bias_of, clamp_of, input_span, pack16, requant_constants, variant_name)
+from .common import (add_stream, bias_of, clamp_of, input_span, pack8, pack16, requant_constants, variant_name)
 
 TEMPLATE = str(Path(__file__).resolve().parent / "conv2d_s8_dsp.c.in")
 
@@ -82,20 +82,29 @@ def _requant(g, op):
     return requant_constants(op, _acc_bound(g, op), y.quant.zero_point[0])
 
 
-def default_variant(geo: dict) -> dict:
-    ocb = min(4, geo["OC"])
+def default_variant(geo: dict, wfmt: str = "i16") -> dict:
+    """Block and unroll for a weight format: 2x4 with int16 weights, 2x2 with int8 weights (registers)."""
     np_ = geo["NP"]
-    unroll = np_ if np_ <= 32 else (8 if np_ % 8 == 0 or np_ > 64 else 4)
-    return dict(OCB=ocb, UNROLL=unroll)
+    if wfmt == "i16":
+        unroll = np_ if np_ <= 32 else (8 if np_ % 8 == 0 or np_ > 64 else 4)
+        return dict(WFMT="i16", OCB=min(4, geo["OC"]), UNROLL=unroll)
+    steps = (np_ + 1) // 2
+    unroll = steps if steps <= 16 else (4 if steps % 4 == 0 or steps > 32 else 2)
+    return dict(WFMT="i8", OCB=min(2, geo["OC"]), UNROLL=unroll)
 
 
 def template_args(g, op) -> dict:
     geo = _geometry(g, op)
     lo, hi = clamp_of(op)
-    var = default_variant(geo)
+    chosen = dict(op.kernel.variant) if op.kernel is not None else {}
+    var = default_variant(geo, chosen.get("WFMT", "i16"))
+    var.update(chosen)
     rq = _requant(g, op)
+    i8 = var["WFMT"] == "i8"
+    npe = geo["NP"] + (geo["NP"] % 2 if i8 else 0)
     return dict(geo, **var, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, NFULL=geo["OC"] // var["OCB"],
-                TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS)
+                TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS, NPE=npe,
+                WSTEP=2 if i8 else 1, NSTEP=npe // 2 if i8 else npe)
 
 
 def column_sources(geo: dict) -> list:
@@ -126,13 +135,18 @@ POS = {1: (0,), 2: (0, 1), 3: (0, 2, 1), 4: (0, 2, 1, 3)}
 def build_stream(g, op, args: dict) -> np.ndarray:
     w = _weights_ohwi(g, op)
     oc = w.shape[0]
-    scale = 2 if args["RQ"] == "fast" else 1
+    i8 = args["WFMT"] == "i8"
+    scale = 2 if (args["RQ"] == "fast" and not i8) else 1
     src = column_sources(args)
+    src += [None] * (2 * args["NPE"] - len(src))
     cols = np.zeros((oc, len(src)), dtype=np.int64)
     for q, s in enumerate(src):
         if s is not None:
             cols[:, q] = scale * w[:, s[0], s[1], s[2]]
-    words = pack16(cols[:, 0::2], cols[:, 1::2]).astype(np.int64)  # (oc, NP)
+    if i8:  # one word per two column words: bytes (q0, q2, q1, q3) so SXTB16 / SXTB16-ROR#8 give (q0, q1), (q2, q3)
+        words = pack8(cols[:, 0::4], cols[:, 2::4], cols[:, 1::4], cols[:, 3::4]).astype(np.int64)
+    else:
+        words = pack16(cols[:, 0::2], cols[:, 1::2]).astype(np.int64)  # (oc, NP)
     bias = scale * bias_of(g, op, oc)
     rq = _requant(g, op)
     parts = []
@@ -158,14 +172,28 @@ def reorder(g, op):
 
 
 def scratch_bytes(g, op) -> int:
-    return 2 * 4 * _geometry(g, op)["NP"]
+    np_ = _geometry(g, op)["NP"]
+    return 2 * 4 * (np_ + np_ % 2)  # room for the int8-weight variant's padded column
 
 
 def variant(args: dict) -> str:
     return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
                         p=f"{args['PT']}x{args['PL']}", c=f"{args['IC']}x{args['OC']}",
-                        b=f"2x{args['OCB']}", u=args["UNROLL"], rq=args["RQ"][0]) + "__dsp"
+                        b=f"2x{args['OCB']}", w=args["WFMT"], u=args["UNROLL"], rq=args["RQ"][0]) + "__dsp"
+
+
+def variants(g, op) -> list:
+    """int16 weights (fast, 2x flash) and int8 weights (about 1.25 cycles per MAC), with cost estimates."""
+    from specializer.passes.choose_variants import Variant
+
+    geo = _geometry(g, op)
+    macs = geo["NPIX"] * geo["B"] * geo["OC"] * geo["NP"] * 2
+    outs = geo["NPIX"] * geo["B"] * geo["OC"]
+    np_ = geo["NP"]
+    params = 16 * geo["OC"]
+    return [Variant({"WFMT": "i16"}, macs * 1.0 + outs * 12.0, 4 * geo["OC"] * np_ + params),
+            Variant({"WFMT": "i8"}, macs * 1.25 + outs * 13.0, 4 * geo["OC"] * ((np_ + 1) // 2) + params)]
 
 
 def emit(ctx):
@@ -179,4 +207,4 @@ def emit(ctx):
 
 ENTRY = KernelEntry(name="conv2d_s8_dsp", ops=("CONV_2D", "DEPTHWISE_CONV_2D"), template=TEMPLATE, emit=emit,
                     reject=reject, scratch_bytes=scratch_bytes, template_args=template_args, priority=10,
-                    generic=False, requires=frozenset({"dsp"}), reorder=reorder)
+                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants)

@@ -1,0 +1,96 @@
+"""choose_variants: pick each specialized layer's variant (weight format, blocking) within a flash budget.
+
+How it works
+1. A registry entry may offer `variants(g, op) -> [Variant]`: each candidate's template-argument overrides, its
+   estimated cycles and the flash bytes of its constant stream. Entries without it keep their defaults.
+2. Every such layer starts at its smallest-flash candidate. While the budget allows, the upgrade with the most
+   cycles saved per extra flash byte is applied (greedy knapsack); ties go to the earlier layer, so the result is
+   deterministic. `budget=None` keeps the fastest candidate everywhere; `budget=0` the smallest everywhere.
+3. The budget counts the constant streams of the layers with variants; everything else (other weights, code) is
+   the caller's margin. `default_budget(g)` is the rule `compile` uses when the user gives none: the smallest
+   streams plus max(64 KiB, 30% of them).
+4. The choice is stored in `op.kernel.variant` ((name, value) pairs); `reorder_weights` and the emitter read it
+   through the entry's template arguments.
+
+    before:  CONV_2D(kernel=conv2d_s8_dsp)            after:  CONV_2D(kernel=conv2d_s8_dsp variant=(('WFMT','i8'),))
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional
+
+from specializer import registry
+from specializer.ir import Graph
+
+
+@dataclass(frozen=True)
+class Variant:
+    params: Mapping[str, Any]  # template-argument overrides
+    cycles: float  # estimated cycles of the layer
+    flash: int  # bytes of the layer's constant stream
+
+
+def _candidates(g: Graph):
+    out = []
+    for op in g.ops:
+        if op.kernel is None:
+            continue
+        e = registry.entry_by_name(op.kernel.entry)
+        if e.variants is None:
+            continue
+        cands = list(e.variants(g, op))
+        if len(cands) > 1:
+            out.append((op.index, cands))
+    return out
+
+
+def default_budget(g: Graph) -> int:
+    """Flash the variants may take by default: their smallest streams plus max(EXTRA_MIN, EXTRA_FRACTION of them)."""
+    total_small = 0
+    for _, cands in _candidates(g):
+        total_small += min(c.flash for c in cands)
+    return total_small + max(EXTRA_MIN, int(total_small * EXTRA_FRACTION))
+
+
+EXTRA_MIN = 64 * 1024  # a small model may take all its fast variants
+EXTRA_FRACTION = 0.30  # a large one grows by at most 30% of its int8 weight streams
+
+
+def choose_variants(g: Graph, budget: Optional[int] = "default") -> Graph:
+    if budget == "default":
+        budget = default_budget(g)
+    cands = _candidates(g)
+    pick = {}
+    for idx, cs in cands:
+        if budget is None:
+            pick[idx] = min(range(len(cs)), key=lambda i: (cs[i].cycles, cs[i].flash))
+        else:
+            pick[idx] = min(range(len(cs)), key=lambda i: (cs[i].flash, cs[i].cycles))
+    if budget is not None:
+        used = sum(cs[pick[idx]].flash for idx, cs in cands)
+        while True:
+            best = None
+            for idx, cs in cands:
+                cur = cs[pick[idx]]
+                for i, c in enumerate(cs):
+                    extra = c.flash - cur.flash
+                    saved = cur.cycles - c.cycles
+                    if saved <= 0 or used + extra > budget:
+                        continue
+                    gain = saved / max(extra, 1)
+                    if best is None or gain > best[0]:
+                        best = (gain, idx, i, extra)
+            if best is None:
+                break
+            _, idx, i, extra = best
+            pick[idx] = i
+            used += extra
+    chosen = {idx: dict(cs[pick[idx]].params) for idx, cs in cands}
+    ops = []
+    for op in g.ops:
+        if op.index in chosen:
+            op = dataclasses.replace(op, kernel=dataclasses.replace(
+                op.kernel, variant=tuple(sorted(chosen[op.index].items()))))
+        ops.append(op)
+    return g.with_ops(ops)
