@@ -9,8 +9,8 @@ How it works
 3. The budget counts the constant streams of the layers with variants; everything else (other weights, code) is
    the caller's margin. `default_budget(g)` is the rule `compile` uses when the user gives none: the smallest
    streams plus max(64 KiB, 30% of them).
-4. The choice is stored in `op.kernel.variant` ((name, value) pairs); `reorder_weights` and the emitter read it
-   through the entry's template arguments.
+4. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
+   the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
     before:  CONV_2D(kernel=conv2d_s8_dsp)            after:  CONV_2D(kernel=conv2d_s8_dsp variant=(('WFMT','i8'),))
 """
@@ -92,5 +92,7 @@ def choose_variants(g: Graph, budget: Optional[int] = "default") -> Graph:
         if op.index in chosen:
             op = dataclasses.replace(op, kernel=dataclasses.replace(
                 op.kernel, variant=tuple(sorted(chosen[op.index].items()))))
+            e = registry.entry_by_name(op.kernel.entry)
+            op = dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, scratch_bytes=int(e.scratch_bytes(g, op))))
         ops.append(op)
     return g.with_ops(ops)

@@ -103,6 +103,20 @@ SPZ_INLINE int32_t spz_smmlar(int32_t a, int32_t b, int32_t acc) {
     __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
     return r;
 }
+/* Halfword packing: spz_pkhbt16(a, b) = (lo a.lo, hi b.lo); spz_pkhtb16(x, y) = (lo y.hi, hi x.hi). */
+SPZ_INLINE int32_t spz_pkhbt16(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+SPZ_INLINE int32_t spz_pkhtb16(int32_t x, int32_t y) {
+    int32_t r;
+    __asm__("pkhtb %0, %1, %2, asr #16" : "=r"(r) : "r"(x), "r"(y));
+    return r;
+}
+/* A word load the compiler may neither merge with another load of the same address nor move: kernels that
+ * read overlapping columns (rows mode) reload on purpose instead of keeping values alive across the loop. */
+#define spz_ldx(p, off) __extension__({ int32_t r_; __asm__ volatile("ldr %0, [%1, #" #off "]" : "=r"(r_) : "r"(p)); r_; })
 /* Four int8 results (any int32 whose low byte is the value) -> one word: UXTB + 3 BFI. */
 SPZ_INLINE int32_t spz_pack4(int32_t b0, int32_t b1, int32_t b2, int32_t b3) {
     int32_t r;
@@ -161,6 +175,13 @@ SPZ_INLINE int32_t spz_smlatb(int32_t a, int32_t b, int32_t acc) {
 }
 SPZ_INLINE int32_t spz_ssat8(int32_t x) {
     return spz_clamp(x, -128, 127);
+}
+#define spz_ldx(p, off) spz_ld32((const uint8_t *)(p) + (off))
+SPZ_INLINE int32_t spz_pkhbt16(int32_t a, int32_t b) {
+    return spz_pack16_(spz_lo16_(a), spz_lo16_(b));
+}
+SPZ_INLINE int32_t spz_pkhtb16(int32_t x, int32_t y) {
+    return spz_pack16_(spz_hi16_(y), spz_hi16_(x));
 }
 SPZ_INLINE int32_t spz_pack4(int32_t b0, int32_t b1, int32_t b2, int32_t b3) {
     return (int32_t)(((uint32_t)b0 & 0xFFu) | (((uint32_t)b1 & 0xFFu) << 8) | (((uint32_t)b2 & 0xFFu) << 16) |

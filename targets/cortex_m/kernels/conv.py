@@ -48,13 +48,11 @@ def reject(g, op, core):
             return why
         if g.t(op.inputs[0]).shape[3] != 1:
             return "depthwise with more than one input channel (depthwise kernels)"
-    a = _geometry(g, op)
-    if a["NP"] * 4 * 2 > 4000:  # the second column is read with an immediate offset
-        return f"column of {a['NP']} words is too long for immediate offsets"
     return None
 
 
 def _geometry(g, op) -> dict:
+    """The layer's fixed sizes (independent of the variant)."""
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     w = _weights_ohwi(g, op)
     oc, kh, kw, ic = w.shape
@@ -62,12 +60,35 @@ def _geometry(g, op) -> dict:
     top, _, left, _ = explicit_padding(a, x.shape[1:3], y.shape[1:3], (kh, kw))
     dense = a.dilation_w == 1
     run = kw * ic if dense else ic
-    nrun = kh if dense else kh * kw
-    runw = (run + 1) // 2
     return dict(B=x.shape[0], IH=x.shape[1], IW=x.shape[2], IC=ic, OH=y.shape[1], OW=y.shape[2], OC=oc, KH=kh,
                 KW=kw, SH=a.stride_h, SW=a.stride_w, DH=a.dilation_h, DW=a.dilation_w, PT=top, PL=left,
-                DENSE=dense, RUN=run, NRUN=nrun, RUN4=run // 4 * 4, RUNW=runw, NP=nrun * runw,
+                DENSE=dense, RUN=run, NRUN=kh if dense else kh * kw, RUN4=run // 4 * 4,
                 NPIX=y.shape[1] * y.shape[2])
+
+
+def _layout(geo: dict, im: str, wfmt: str) -> dict:
+    """Column layout of a variant: words per run and pixel, run offsets, pixel-pair distance, row buffer."""
+    i8 = wfmt == "i8"
+    runw = (geo["RUN"] + 1) // 2
+    runw += runw % 2 if i8 else 0
+    ic, kw = geo["IC"], geo["KW"]
+    out = dict(IM=im, WFMT=wfmt, RUNW=runw, NP=geo["NRUN"] * runw, WSTEP=2 if i8 else 1)
+    if im == "im2col":
+        # the two pixels' runs interleave (run r of pixel p at word (2r + p) * runw): small load offsets
+        out.update(ORDER="perm", SEGS=tuple((8 * r * runw, runw) for r in range(geo["NRUN"])), PX2B=4 * runw,
+                   RROW=0, RWB=0, PAIRS=geo["NPIX"] >= 2, SINGLES=geo["NPIX"] % 2 == 1)
+    else:
+        # halfwords a row must hold: every tap of the last output pixel, its run's read-ahead, plus slack
+        need = ((geo["OW"] - 1) * geo["SW"] + (kw - 1) * geo["DW"] + 1) * ic + 2 * runw + 4
+        rrow = max(need, (geo["PL"] + geo["IW"]) * ic + 2)
+        rwb = (2 * rrow + 3) // 4 * 4
+        if geo["DENSE"]:
+            segs = tuple((ky * rwb, runw) for ky in range(geo["KH"]))
+        else:
+            segs = tuple((ky * rwb + 2 * kx * geo["DW"] * ic, runw) for ky in range(geo["KH"]) for kx in range(kw))
+        out.update(ORDER="perm" if ic % 4 == 0 else "natural", SEGS=segs, PX2B=2 * geo["SW"] * ic, RROW=rrow,
+                   RWB=rwb, PAIRS=geo["OW"] >= 2, SINGLES=geo["OW"] % 2 == 1)
+    return out
 
 
 def _acc_bound(g, op) -> np.ndarray:
@@ -82,29 +103,50 @@ def _requant(g, op):
     return requant_constants(op, _acc_bound(g, op), y.quant.zero_point[0])
 
 
-def default_variant(geo: dict, wfmt: str = "i16") -> dict:
-    """Block and unroll for a weight format: 2x4 with int16 weights, 2x2 with int8 weights (registers)."""
-    np_ = geo["NP"]
-    if wfmt == "i16":
-        unroll = np_ if np_ <= 32 else (8 if np_ % 8 == 0 or np_ > 64 else 4)
-        return dict(WFMT="i16", OCB=min(4, geo["OC"]), UNROLL=unroll)
-    steps = (np_ + 1) // 2
-    unroll = steps if steps <= 16 else (4 if steps % 4 == 0 or steps > 32 else 2)
-    return dict(WFMT="i8", OCB=min(2, geo["OC"]), UNROLL=unroll)
+def default_variant(geo: dict, wfmt: str = "i16", im: str = "im2col") -> dict:
+    """Block and unroll for a weight format: 2x4 with int16 weights, 2x2 with int8 weights (registers).
+
+    Each run of the column is unrolled completely up to FULL_UNROLL steps (immediate offsets, no loop register:
+    gcc then keeps all accumulators in registers), longer runs loop over UNROLL-step bodies."""
+    lay = _layout(geo, im, wfmt)
+    longest = max(w for _, w in lay["SEGS"]) // lay["WSTEP"]
+    unroll = longest if longest <= FULL_UNROLL else LOOP_UNROLL
+    return dict(WFMT=wfmt, IM=im, OCB=min(4 if wfmt == "i16" else 2, geo["OC"]), UNROLL=max(unroll, 1))
+
+
+FULL_UNROLL = 48
+LOOP_UNROLL = 16
 
 
 def template_args(g, op) -> dict:
     geo = _geometry(g, op)
     lo, hi = clamp_of(op)
     chosen = dict(op.kernel.variant) if op.kernel is not None else {}
-    var = default_variant(geo, chosen.get("WFMT", "i16"))
+    var = default_variant(geo, chosen.get("WFMT", "i16"), chosen.get("IM", "im2col"))
     var.update(chosen)
     rq = _requant(g, op)
-    i8 = var["WFMT"] == "i8"
-    npe = geo["NP"] + (geo["NP"] % 2 if i8 else 0)
-    return dict(geo, **var, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, NFULL=geo["OC"] // var["OCB"],
-                TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS, NPE=npe,
-                WSTEP=2 if i8 else 1, NSTEP=npe // 2 if i8 else npe)
+    lay = {k: v for k, v in _layout(geo, var["IM"], var["WFMT"]).items() if k not in var}
+    lay["PARTS"] = k_parts(lay["SEGS"], lay["WSTEP"], var["UNROLL"])
+    return dict(geo, **var, **lay, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
+                NFULL=geo["OC"] // var["OCB"], TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS)
+
+
+def k_parts(segs, wstep: int, unroll: int) -> tuple:
+    """The K loop over the column's runs as (pointer advance, looped, steps) parts: a run longer than `unroll`
+    steps is a loop of `unroll`-step bodies (the pointer walks) plus an unrolled remainder (immediate offsets)."""
+    parts, pos = [], 0
+    for soff, words in segs:
+        steps = words // wstep
+        if steps > unroll:
+            n = steps // unroll
+            parts.append((soff - pos, True, n))
+            pos = soff + n * unroll * 4 * wstep
+            if steps % unroll:
+                parts.append((0, False, steps % unroll))
+        elif steps:
+            parts.append((soff - pos, False, steps))
+            pos = soff
+    return tuple(parts)
 
 
 def column_sources(geo: dict) -> list:
@@ -119,7 +161,7 @@ def column_sources(geo: dict) -> list:
                 ky, kx, c = r, i // ic, i % ic
             else:
                 ky, kx, c = r // kw, r % kw, i
-            pos = ((i & ~3) | ((i & 1) << 1) | ((i >> 1) & 1)) if i < run4 else i
+            pos = ((i & ~3) | ((i & 1) << 1) | ((i >> 1) & 1)) if (i < run4 and geo["ORDER"] == "perm") else i
             slots[pos] = (ky, kx, c)
         out += slots
     assert len(out) == 2 * geo["NP"] and kh >= 1
@@ -138,7 +180,6 @@ def build_stream(g, op, args: dict) -> np.ndarray:
     i8 = args["WFMT"] == "i8"
     scale = 2 if (args["RQ"] == "fast" and not i8) else 1
     src = column_sources(args)
-    src += [None] * (2 * args["NPE"] - len(src))
     cols = np.zeros((oc, len(src)), dtype=np.int64)
     for q, s in enumerate(src):
         if s is not None:
@@ -172,8 +213,8 @@ def reorder(g, op):
 
 
 def scratch_bytes(g, op) -> int:
-    np_ = _geometry(g, op)["NP"]
-    return 2 * 4 * (np_ + np_ % 2)  # room for the int8-weight variant's padded column
+    a = template_args(g, op)
+    return a["KH"] * a["RWB"] if a["IM"] == "rows" else 2 * 4 * a["NP"]
 
 
 def variant(args: dict) -> str:
@@ -188,12 +229,23 @@ def variants(g, op) -> list:
     from specializer.passes.choose_variants import Variant
 
     geo = _geometry(g, op)
-    macs = geo["NPIX"] * geo["B"] * geo["OC"] * geo["NP"] * 2
-    outs = geo["NPIX"] * geo["B"] * geo["OC"]
-    np_ = geo["NP"]
+    pixels = geo["NPIX"] * geo["B"]
+    outs = pixels * geo["OC"]
     params = 16 * geo["OC"]
-    return [Variant({"WFMT": "i16"}, macs * 1.0 + outs * 12.0, 4 * geo["OC"] * np_ + params),
-            Variant({"WFMT": "i8"}, macs * 1.25 + outs * 13.0, 4 * geo["OC"] * ((np_ + 1) // 2) + params)]
+    out = []
+    for im in ("im2col", "rows"):
+        for wfmt in ("i16", "i8"):
+            lay = _layout(geo, im, wfmt)
+            macs = outs * lay["NP"] * 2  # including the zero-weight pads the kernel multiplies
+            cyc = macs * (1.0 if wfmt == "i16" else 1.25) + outs * (12.0 if wfmt == "i16" else 13.0)
+            if im == "im2col":
+                cyc += pixels * lay["NP"] * 2.5
+            else:  # KH rows converted per output row; single pixels at odd row ends run ~1.4x per MAC
+                cyc += geo["B"] * geo["OH"] * geo["KH"] * geo["IW"] * geo["IC"] * 1.25
+                cyc += geo["B"] * geo["OH"] * (geo["OW"] % 2) * geo["OC"] * lay["NP"] * 2 * 0.4
+            words = lay["NP"] // lay["WSTEP"]
+            out.append(Variant({"WFMT": wfmt, "IM": im}, cyc, 4 * geo["OC"] * words + params))
+    return out
 
 
 def emit(ctx):
