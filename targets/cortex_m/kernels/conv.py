@@ -103,19 +103,32 @@ def _requant(g, op):
     return requant_constants(op, _acc_bound(g, op), y.quant.zero_point[0])
 
 
-def default_variant(geo: dict, wfmt: str = "i16", im: str = "im2col") -> dict:
+def default_variant(geo: dict, wfmt: str = "i16", im: str = "im2col", full: bool = None) -> dict:
     """Block and unroll for a weight format: 2x4 with int16 weights, 2x2 with int8 weights (registers).
 
-    Each run of the column is unrolled completely up to FULL_UNROLL steps (immediate offsets, no loop register:
-    gcc then keeps all accumulators in registers), longer runs loop over UNROLL-step bodies."""
+    full: every run of the column unrolled completely (immediate offsets, no loop register: gcc then keeps all
+    accumulators in registers); else runs loop over LOOP_UNROLL-step bodies (less code). Default: full when the
+    column takes at most FULL_UNROLL steps."""
     lay = _layout(geo, im, wfmt)
     longest = max(w for _, w in lay["SEGS"]) // lay["WSTEP"]
-    unroll = longest if longest <= FULL_UNROLL else LOOP_UNROLL
+    if full is None:
+        full = lay["NP"] // lay["WSTEP"] <= FULL_UNROLL
+    unroll = longest if full else min(longest, LOOP_UNROLL)
     return dict(WFMT=wfmt, IM=im, OCB=min(4 if wfmt == "i16" else 2, geo["OC"]), UNROLL=max(unroll, 1))
 
 
-FULL_UNROLL = 48
-LOOP_UNROLL = 16
+FULL_UNROLL = 96  # default limit of a fully unrolled column (steps)
+MAX_FULL_UNROLL = 288  # beyond this, full unrolling is not even offered
+LOOP_UNROLL = 24
+
+
+def code_bytes(geo: dict, var: dict) -> int:
+    """Rough flash of the kernel's code (two GEMM functions, conversion, driver): ~3.3 bytes per instruction."""
+    lay = _layout(geo, var["IM"], var["WFMT"])
+    steps = sum(min(w // lay["WSTEP"], var["UNROLL"]) + (w // lay["WSTEP"]) % var["UNROLL"] for _, w in lay["SEGS"])
+    per_step = 14 if var["WFMT"] == "i16" else 18
+    gemm = steps * per_step + 80
+    return int(3.3 * (gemm * (1.6 if geo["NPIX"] % 2 or geo["OW"] % 2 else 1.0) + 150))
 
 
 def template_args(g, op) -> dict:
@@ -124,6 +137,7 @@ def template_args(g, op) -> dict:
     chosen = dict(op.kernel.variant) if op.kernel is not None else {}
     var = default_variant(geo, chosen.get("WFMT", "i16"), chosen.get("IM", "im2col"))
     var.update(chosen)
+    var["OCB"] = min(var["OCB"], geo["OC"])
     rq = _requant(g, op)
     lay = {k: v for k, v in _layout(geo, var["IM"], var["WFMT"]).items() if k not in var}
     lay["PARTS"] = k_parts(lay["SEGS"], lay["WSTEP"], var["UNROLL"])
@@ -225,7 +239,8 @@ def variant(args: dict) -> str:
 
 
 def variants(g, op) -> list:
-    """int16 weights (fast, 2x flash) and int8 weights (about 1.25 cycles per MAC), with cost estimates."""
+    """Column source (im2col, rows) x weights (int16: fast, 2x flash; int8) x unroll (full, looped), with cycle
+    estimates and flash (stream + code) estimates for passes/choose_variants."""
     from specializer.passes.choose_variants import Variant
 
     geo = _geometry(g, op)
@@ -236,15 +251,20 @@ def variants(g, op) -> list:
     for im in ("im2col", "rows"):
         for wfmt in ("i16", "i8"):
             lay = _layout(geo, im, wfmt)
-            macs = outs * lay["NP"] * 2  # including the zero-weight pads the kernel multiplies
-            cyc = macs * (1.0 if wfmt == "i16" else 1.25) + outs * (12.0 if wfmt == "i16" else 13.0)
-            if im == "im2col":
-                cyc += pixels * lay["NP"] * 2.5
-            else:  # KH rows converted per output row; single pixels at odd row ends run ~1.4x per MAC
-                cyc += geo["B"] * geo["OH"] * geo["KH"] * geo["IW"] * geo["IC"] * 1.25
-                cyc += geo["B"] * geo["OH"] * (geo["OW"] % 2) * geo["OC"] * lay["NP"] * 2 * 0.4
-            words = lay["NP"] // lay["WSTEP"]
-            out.append(Variant({"WFMT": wfmt, "IM": im}, cyc, 4 * geo["OC"] * words + params))
+            total = lay["NP"] // lay["WSTEP"]
+            for full in ((True, False) if total <= MAX_FULL_UNROLL else (False,)):
+                var = default_variant(geo, wfmt, im, full)
+                macs = outs * lay["NP"] * 2  # including the zero-weight pads the kernel multiplies
+                cyc = macs * (1.0 if wfmt == "i16" else 1.25) + outs * (12.0 if wfmt == "i16" else 13.0)
+                if not full:  # spills and loop control per looped body
+                    cyc += (outs / var["OCB"]) * (total / var["UNROLL"]) * 25
+                if im == "im2col":
+                    cyc += pixels * lay["NP"] * 2.5
+                else:  # KH rows converted per output row; single pixels at odd row ends run ~1.4x per MAC
+                    cyc += geo["B"] * geo["OH"] * geo["KH"] * geo["IW"] * geo["IC"] * 1.25
+                    cyc += geo["B"] * geo["OH"] * (geo["OW"] % 2) * geo["OC"] * lay["NP"] * 2 * 0.4
+                flash = 4 * geo["OC"] * total + params + code_bytes(geo, var)
+                out.append(Variant(dict(var), cyc, flash))
     return out
 
 
