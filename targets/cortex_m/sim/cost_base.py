@@ -9,7 +9,8 @@ How it works:
    * ``it_extra``: {address: (extra cycles, class index)} added each time that IT-conditional instruction
      passes its condition (a code hook fires only then);
    * divides are costed entirely by a code hook through ``divide_cycles``.
-3. ``finish(branch_sites)`` lets a model add whole-run terms (the M7 misprediction estimate).
+3. ``finish(branch_sites)`` lets a model add whole-run terms (the M7 misprediction estimate); ``branch_sites``
+   is {site: [executions, taken]} with one site per cached block that ends in a conditional branch.
 """
 from __future__ import annotations
 

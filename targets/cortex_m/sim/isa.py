@@ -41,6 +41,8 @@ _STREX = {"strex", "strexb", "strexh", "stlex", "stlexb", "stlexh"}
 _FP_MAC = {"vmla", "vmls", "vnmla", "vnmls", "vfma", "vfms", "vfnma", "vfnms"}
 _FP_ARITH = {"vadd", "vsub", "vmul", "vnmul", "vdiv", "vsqrt"} | _FP_MAC
 _FP_DIV = {"vdiv", "vsqrt"}
+# ``shifter``: the instruction itself is a shift, extend, bit-field or PKH (the M7 model pairs at most one); an ALU
+# op with a shifted register operand (``orr r0, r0, r1, lsl #1``) is not one (COST_MODEL.md, conformance pack).
 _SHIFTER = {"lsl", "lsr", "asr", "ror", "rrx", "sxtb", "sxth", "uxtb", "uxth", "sxtab", "sxtah", "uxtab",
             "uxtah", "sxtb16", "uxtb16", "sxtab16", "uxtab16", "bfi", "bfc", "ubfx", "sbfx", "pkhbt", "pkhtb"}
 _DSP_ALU_PREFIXES = ("qadd", "qsub", "qdadd", "qdsub", "qasx", "qsax", "sadd", "ssub", "sasx", "ssax",
@@ -236,9 +238,6 @@ class Decoder:
                     ins.shifter = True
             if name in ("ssat", "usat", "qadd", "qsub", "qdadd", "qdsub"):
                 ins.dsp = name not in ("ssat", "usat")
-            if ci.op_str.count(",") >= 1 and ("lsl #" in ci.op_str or "asr #" in ci.op_str
-                                              or "lsr #" in ci.op_str or "ror #" in ci.op_str):
-                ins.shifter = True
             if ins.writes_pc:
                 kind = "alu_pc"
                 ins.indirect = True

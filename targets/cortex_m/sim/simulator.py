@@ -294,7 +294,7 @@ class Simulator:
         by = [0] * NCLS
         cycles = instrs = 0
         sites = {}
-        for count, _size, cond, _ft, taken, bc in self._blocks:
+        for idx, (count, _size, cond, _ft, taken, bc) in enumerate(self._blocks):
             if not count:
                 continue
             instrs += count * bc.ninsns
@@ -305,7 +305,7 @@ class Simulator:
             if cond:
                 cycles += taken * bc.taken_extra
                 by[6] += taken * bc.taken_extra
-                s = sites.setdefault(bc.branch_addr, [0, 0])
+                s = sites.setdefault(idx, [0, 0])     # one branch site per cached block (COST_MODEL.md M7)
                 s[0] += count
                 s[1] += taken
         for addr, n in self._it_hits.items():
