@@ -121,10 +121,11 @@ class _Observer:
         return f" in layer #{op.index} {op.kind} ({kernel})"
 
 
-def _fault(side: str, core: str, err: Exception, obs: Optional[_Observer]) -> TargetError:
+def _fault(side: str, core, err: Exception, obs: Optional[_Observer]) -> TargetError:
     where = obs.where(side) if obs is not None else ""
     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return TargetError(f"{side} on {core}{where}: {msg}")
+    hint = f" ({core.name} code uses MVE/Helium, which the simulator cannot execute)" if "mve" in core.features else ""
+    return TargetError(f"{side} on {core.name}{where}: {msg}{hint}")
 
 
 # ---- the comparison -----------------------------------------------------------------------------------------
@@ -274,7 +275,7 @@ def compare_against_cmsis_nn(model, target: str = "cortex-m4", cmsis_nn=None, op
             ours = bench_model(model, core.name, opt=opt, generic_only=generic_only, inputs=xs,
                                build_dir=build_dir / "ours", check=False, label=label, observe=observe)
         except SimError as e:
-            raise _fault("our library", core.name, e, ours_obs[0] if ours_obs else None) from None
+            raise _fault("our library", core, e, ours_obs[0] if ours_obs else None) from None
 
         # the CMSIS-NN side
         sim = Simulator(cm.elf, core=core.name)
@@ -282,7 +283,7 @@ def compare_against_cmsis_nn(model, target: str = "cortex-m4", cmsis_nn=None, op
         try:
             r = sim.run([x.tobytes() for x in xs], on_mark=obs)
         except SimError as e:
-            raise _fault("CMSIS-NN build", core.name, e, obs) from None
+            raise _fault("CMSIS-NN build", core, e, obs) from None
         by_index = {op.index: op for op in g_c.ops}
         status = r.extra.get("bench_status", 0)
         if status:  # <name>_run returns layer index + 1 when a CMSIS-NN call fails

@@ -28,6 +28,7 @@ How it works
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import os
 import re
@@ -84,10 +85,14 @@ def _default_cache() -> Path:
 
 
 def build_library(root: Path, core, opt: str = "-O3", cache_dir: Optional[Path] = None, jobs: int = 2) -> Path:
-    """Compile CMSIS-NN (unmodified) for `core` at `opt` into a static archive; returns its path (cached)."""
-    from .targets.cortex_m.toolchain import ToolchainError, compile_object, ensure_toolchain
+    """Compile CMSIS-NN (unmodified) for `core` at `opt` into a static archive; returns its path (cached under
+    `cache_dir`, default $SPZ_CACHE_DIR or ~/.cache/specializer, keyed by the sources, compiler and flags)."""
+    from .targets.cortex_m.toolchain import ToolchainError, ensure_toolchain
 
-    gcc = ensure_toolchain()
+    try:
+        gcc = ensure_toolchain()
+    except ToolchainError as e:
+        raise TargetError(str(e)) from None
     srcs = integer_sources(root)
     h = hashlib.sha256()
     version = subprocess.run([str(gcc), "-dumpfullversion"], capture_output=True, text=True).stdout.strip()
@@ -101,6 +106,19 @@ def build_library(root: Path, core, opt: str = "-O3", cache_dir: Optional[Path] 
     if lib.exists():
         return lib
     cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{final.name}.lock", "w") as lock:  # one build at a time; the others then reuse it
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not lib.exists():
+            _build_archive(srcs, root, core, opt, cache, final, jobs)
+    if not lib.exists():
+        raise CmsisNNError(f"CMSIS-NN archive {lib} was not created")
+    return lib
+
+
+def _build_archive(srcs, root: Path, core, opt: str, cache: Path, final: Path, jobs: int) -> None:
+    from .targets.cortex_m.toolchain import ToolchainError, compile_object, ensure_toolchain
+
+    gcc = ensure_toolchain()
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=cache))
     try:
         def one(src):
@@ -116,15 +134,9 @@ def build_library(root: Path, core, opt: str = "-O3", cache_dir: Optional[Path] 
         if proc.returncode:
             raise CmsisNNError(f"archiving CMSIS-NN failed: {proc.stderr.strip()}")
         shutil.rmtree(tmp / "obj")
-        try:
-            os.replace(tmp, final)  # atomic; another process may have won the race, then keep theirs
-        except OSError:
-            pass
+        os.replace(tmp, final)  # atomic: a reader sees no archive or the whole one
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    if not lib.exists():
-        raise CmsisNNError(f"CMSIS-NN archive {lib} was not created")
-    return lib
 
 
 # ---- 2. the layers ------------------------------------------------------------------------------------------
@@ -458,7 +470,10 @@ def probe_scratch(layers: list[CmsisLayer], core, build_dir: Path, library: Path
                         extra_cflags=["-isystem", str(root / "Include")], objects=[library], name="probe")
         r = Simulator(elf, core=core.name).run(b"")
     except (ToolchainError, SimError) as e:
-        raise CmsisNNError(f"probing CMSIS-NN buffer sizes on {core.name} failed: {e}") from None
+        hint = (f" ({core.name} code uses MVE/Helium, which the simulator cannot execute)"
+                if "mve" in core.features and isinstance(e, SimError) else "")
+        raise CmsisNNError(f"CMSIS-NN build on {core.name}, before the first layer (probing the scratch sizes): "
+                           f"{str(e).splitlines()[0]}{hint}") from None
     sizes = np.frombuffer(r.outputs[0], dtype="<i4")
     if sizes.size != len(layers):
         raise CmsisNNError(f"CMSIS-NN size probe returned {sizes.size} values for {len(layers)} layers")
