@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from specializer.ir import Graph, IRError, MemoryPlan
+from specializer.ir import Graph, IRError, MemoryPlan, Op
 
 from .liveness import Buffer, buffer_of, buffers, inplace_candidates, kernel_inplace_positions, \
     live_bytes
@@ -108,7 +108,8 @@ def _check_alignment(alignment: int) -> None:
 
 
 # ---- the pass ----------------------------------------------------------------------------------------------
-def plan_memory(g: Graph, alignment: int = 4) -> Graph:
+def plan_memory(g: Graph, alignment: int = 4,
+                inplace_positions: Callable[[Op], tuple[int, ...]] = kernel_inplace_positions) -> Graph:
     """Place every non-constant tensor and op scratch buffer in one arena; return `g` with `memory_plan` set.
 
     before (no plan; steps 0, 1 and E = after the last op)     after
@@ -116,11 +117,12 @@ def plan_memory(g: Graph, alignment: int = 4) -> Graph:
       %1 conv out   2000 B  ##.        -- plan_memory -->         %1 @ 0     [0, 2000)
       %2 pool out    500 B  .##                                   %2 @ 2000  [2000, 2500)  reuses %0's bytes
                                                                   arena_size = 3000, strategy = 'size_desc'
-    Deterministic: the same graph always gives the same plan.
+    Deterministic: the same graph always gives the same plan. `inplace_positions(op)` says which input buffers the
+    op's kernel may overwrite (default: its registry entry's `inplace`).
     """
     _check_alignment(alignment)
     bufs = buffers(g)
-    cands = inplace_candidates(g, bufs, kernel_inplace_positions)
+    cands = inplace_candidates(g, bufs, inplace_positions)
     conf = _conflicts(bufs)
     steps = live_bytes(bufs, len(g.ops))
     ctx = _Ctx(

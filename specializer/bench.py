@@ -154,8 +154,11 @@ def load_inputs(path: Optional[str], res) -> list[np.ndarray]:
 def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only: bool = False,
                 inputs: Optional[Sequence[np.ndarray]] = None, build_dir: Optional[Path] = None,
                 check: bool = True, label: Optional[str] = None, input_path: Optional[str] = None,
-                flash_budget="default") -> BenchReport:
-    """Build, simulate and report one model on one core (see module docstring)."""
+                flash_budget="default", observe=None) -> BenchReport:
+    """Build, simulate and report one model on one core (see module docstring).
+
+    `observe(compile_result, elf)`, if given, returns an `on_mark(id, read)` observer for the simulator run (used
+    by `specializer.against` to read every layer's output at the profile marks)."""
     from specializer.api import op_macs
 
     from .targets.cortex_m.sim import Simulator
@@ -170,7 +173,8 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
                                    flash_budget=flash_budget)
         xs = list(inputs) if inputs is not None else load_inputs(input_path, res)
         sim = Simulator(elf, core=core.name)
-        r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs])
+        r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs],
+                    on_mark=observe(res, elf) if observe is not None else None)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -274,6 +278,10 @@ def plot_layers(reports: Sequence[BenchReport], path: Path) -> None:
 
 
 def bench_main(args) -> int:
+    if getattr(args, "against", None):  # --against cmsis-nn: its own table, JSON and plot (specializer.against)
+        from .against import against_main
+
+        return against_main(args)
     reports = []
     if args.model is None and not args.elf:
         raise SpecializerError("bench needs a model or --elf")

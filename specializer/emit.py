@@ -17,7 +17,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 
@@ -182,15 +182,20 @@ def layer_summary(g: Graph, op: Op) -> str:
     return f"#{op.index} {op.kind} {ins} -> {outs}"
 
 
-def emit_library(g: Graph, prefix: str, core: Any = None) -> EmittedLibrary:
-    """Generate the C sources of the library for a fully lowered and planned graph."""
+def emit_library(g: Graph, prefix: str, core: Any = None, *,
+                 entry_lookup: Optional[Callable[[str], registry.KernelEntry]] = None) -> EmittedLibrary:
+    """Generate the C sources of the library for a fully lowered and planned graph.
+
+    `entry_lookup` resolves `op.kernel.entry` names (default: the kernel registry); a caller with entries of its
+    own outside the registry (e.g. `specializer.cmsis_nn`, layers that call CMSIS-NN) passes its resolver."""
     assert g.memory_plan is not None, "emit_library needs a memory plan"
+    lookup = entry_lookup or registry.entry_by_name
     mod = _Module(prefix=prefix)
     for op in g.ops:
         if op.alias_of is not None:
             mod.body.append(f"    /* {layer_summary(g, op)}: alias, no code */")
             continue
-        entry = registry.entry_by_name(op.kernel.entry)
+        entry = lookup(op.kernel.entry)
         mod.body.append(f"    /* {layer_summary(g, op)} [{entry.name}] */")
         mod.body.append(f"    SPZ_PROFILE_MARK({op.index}u);")
         entry.emit(LayerContext(mod, g, op, entry, core))

@@ -177,6 +177,7 @@ class Simulator:
         self.model = COST_MODELS[self.core.cost_model]()
         self.decoder = Decoder()
         self.warnings = []
+        self._mark_observer = None
         for name in ("bench_setup", "bench_invoke", "bench_input_ptr", "bench_output_ptr"):
             if name not in self.elf.symbols:
                 raise SimError(f"{elf_path}: missing contract symbol {name!r} (DESIGN.md section 3)")
@@ -258,7 +259,10 @@ class Simulator:
         mark = self.elf.func("spz_profile_mark")
         if mark is not None:
             def on_mark(uc_, address, size, _ud):
-                self._marks.append((uc_.reg_read(A.UC_ARM_REG_R0), self._totals()))
+                mid = uc_.reg_read(A.UC_ARM_REG_R0)
+                self._marks.append((mid, self._totals()))
+                if self._mark_observer is not None:
+                    self._mark_observer(mid, lambda addr, n: bytes(uc_.mem_read(addr, n)))
             uc.hook_add(UC_HOOK_CODE, on_mark, begin=mark, end=mark)
 
     def _decode_block(self, uc, address, size):
@@ -321,6 +325,17 @@ class Simulator:
         by[6] += extra
         return cycles, instrs, by, info
 
+    def block_counts(self):
+        """{block start address: (executions, static cycles)} accumulated so far in the current run (static: without
+        taken-branch, IT and divide extras); an observer can difference two calls to see where the cycles between
+        two marks went, e.g. per function."""
+        out = {}
+        for key, b in self._cache.items():
+            addr = key if isinstance(key, int) else key[0]
+            n, c = out.get(addr, (0, 0))
+            out[addr] = (n + b[0], c + b[0] * b[5].static)
+        return out
+
     def _reset_counts(self):
         for b in self._blocks:
             b[0] = 0
@@ -366,12 +381,15 @@ class Simulator:
         return int(sp - (lo + changed[0])) if changed.size else 0
 
     # ------------------------------------------------------------------ public API
-    def run(self, inputs=b"", max_instructions=2_000_000_000) -> SimResult:
+    def run(self, inputs=b"", max_instructions=2_000_000_000, on_mark=None) -> SimResult:
         """Run one inference.  ``inputs``: bytes for input 0, or a list of bytes (one per input; inputs not given
         keep what bench_setup left).  Each given input must be exactly the length the ELF declares.
         ``max_instructions``: bench_invoke executing more raises SimError; every call also gets a wall-clock
-        watchdog of max_instructions microseconds (runaway code raises SimError)."""
+        watchdog of max_instructions microseconds (runaway code raises SimError).
+        ``on_mark(id, read)``: optional observer called at every ``spz_profile_mark(id)``; ``read(addr, n)``
+        returns n bytes of simulated memory at that moment (e.g. the output of the layer that just ended)."""
         t_wall = time.perf_counter()
+        self._mark_observer = on_mark
         self.warnings = [w for w in self.warnings if w.startswith("cortex-m55")]
         uc = self._new_uc()
         self._install_hooks(uc)
