@@ -113,7 +113,11 @@ def template_args(g, op) -> dict:
     lo, hi = clamp_of(op)
     rq, _ = _requant(g, op)
     classes, segs = classes_and_segments(geo)
-    return dict(geo, CLASSES=classes, SEGS=segs, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
+    full = (0, geo["KH"], 0, geo["KW"])
+    interior = classes.index(full) if full in classes else -1
+    pair = interior >= 0 and any(s[4] == interior and s[3] - s[2] >= 2 for s in segs)
+    return dict(geo, CLASSES=classes, SEGS=segs, INTERIOR=interior, PAIR=pair, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
+                CLAMP=lo > -128 or hi < 127)
 
 
 def build_stream(g, op, args: dict) -> np.ndarray:
