@@ -36,6 +36,9 @@ class LayerRow:
     macs: int
     cycles: int
     instructions: int
+    variant: str = ""  # the emitted C function (its name spells the specialization), without the library prefix
+    ceiling: Optional[float] = None  # practical MAC/cycle ceiling of the layer's type (`practical_ceiling`)
+    code_bytes: int = 0  # flash of the layer's kernel functions (shared functions count for every user)
 
     @property
     def mac_per_cycle(self) -> float:
@@ -64,6 +67,8 @@ class BenchReport:
     sim_instructions_per_second: float = 0.0
     opt: str = ""
     warnings: list = field(default_factory=list)
+    functions: int = 0  # kernel functions emitted (layers with equal template arguments share one)
+    kernel_layers: int = 0  # layers with code
 
     @property
     def mac_per_cycle(self) -> float:
@@ -75,6 +80,48 @@ class BenchReport:
         for row, obj in zip(d["layers"], self.layers):
             row["mac_per_cycle"] = round(obj.mac_per_cycle, 4)
         return d
+
+
+def practical_ceiling(g, op) -> Optional[float]:
+    """MAC/cycle a hand-specialized kernel can reach on the Cortex-M4 cost model for this layer type
+    (../shared/PERF_NOTES.md, KERNEL_CEILINGS.md): the inner loop costs >= 1 cycle per MAC (one SMLAD per
+    cycle at best, operand loads included) and each output ~11 cycles (requantize, parameters, store), so
+    convolution K / (K + 11) for reduction depth K; depthwise 3x3 ~0.55: T / (1.17 T + 5) for T taps; fully
+    connected with int8 weights streamed once (unpacked in registers) K / (1.25 K + 11)."""
+    from .api import op_macs
+
+    if not op_macs(g, op):
+        return None
+    w = g.t(op.inputs[1])
+    if op.kind == "CONV_2D" or (op.kind == "DEPTHWISE_CONV_2D" and g.t(op.inputs[0]).shape[3] == 1):
+        k = w.shape[1] * w.shape[2] * (w.shape[3] if op.kind == "CONV_2D" else 1)
+        return k / (k + 11)
+    if op.kind == "DEPTHWISE_CONV_2D":
+        t = w.shape[1] * w.shape[2]
+        return t / (1.17 * t + 5)
+    if op.kind == "FULLY_CONNECTED":
+        k = w.shape[1]
+        return k / (1.25 * k + 11)
+    return None
+
+
+def function_sizes(elf: Path) -> dict:
+    """Bytes of every function symbol of an ELF (gcc's .constprop/.isra clones folded into their origin)."""
+    from elftools.elf.elffile import ELFFile
+
+    sizes: dict = {}
+    with open(elf, "rb") as f:
+        tab = ELFFile(f).get_section_by_name(".symtab")
+        for sym in (tab.iter_symbols() if tab is not None else ()):
+            if sym["st_info"]["type"] == "STT_FUNC" and sym["st_size"]:
+                base = sym.name.split(".")[0]
+                sizes[base] = sizes.get(base, 0) + sym["st_size"]
+    return sizes
+
+
+def _code_bytes(sizes: dict, fn: str) -> int:
+    """The function and its helpers (<fn>_gemm2, <fn>_c4, <fn>_cvt, ...)."""
+    return sum(v for k, v in sizes.items() if k == fn or k.startswith(fn + "_"))
 
 
 def _core(target):
@@ -175,6 +222,7 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
         sim = Simulator(elf, core=core.name)
         r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs],
                     on_mark=observe(res, elf) if observe is not None else None)
+        sizes = function_sizes(elf)
     finally:
         if tmp is not None:
             tmp.cleanup()
@@ -188,8 +236,11 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
             continue
         shape = " ".join("x".join(map(str, g.t(i).shape)) for i in op.inputs[:1] if i is not None) + " -> " + \
             "x".join(map(str, g.t(op.outputs[0]).shape))
+        fn = res.library.layer_functions.get(op.index, "")
         rows.append(LayerRow(op.index, op.kind, op.kernel.entry if op.kernel else "alias", shape,
-                             op_macs(g, op), rec.cycles, rec.instructions))
+                             op_macs(g, op), rec.cycles, rec.instructions,
+                             variant=fn[len(res.name) + 1:] if fn.startswith(res.name + "_") else fn,
+                             ceiling=practical_ceiling(g, op), code_bytes=_code_bytes(sizes, fn) if fn else 0))
     bitexact = None
     if check:
         try:
@@ -207,7 +258,8 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
                        stack_peak=r.stack_peak_bytes, static_ram=r.static_ram, ram_total=r.ram_total,
                        flash=r.flash, text=r.text, rodata=r.rodata, data=r.data, bss=r.bss, layers=rows,
                        bitexact=bitexact, output_hex=[o.hex() for o in r.outputs],
-                       sim_instructions_per_second=r.sim_instructions_per_second, opt=opt, warnings=list(r.warnings))
+                       sim_instructions_per_second=r.sim_instructions_per_second, opt=opt, warnings=list(r.warnings),
+                       functions=res.library.functions, kernel_layers=res.library.layers)
 
 
 def bench_elf(elf: Path, target: str = "cortex-m4", inputs: Optional[Sequence[bytes]] = None,
@@ -233,12 +285,15 @@ def bench_elf(elf: Path, target: str = "cortex-m4", inputs: Optional[Sequence[by
 def format_report(rep: BenchReport) -> str:
     L = [f"{rep.label} on {rep.core} (simulated, cost model of COST_MODEL.md{', ' + rep.opt if rep.opt else ''})"]
     if rep.layers and rep.macs:
-        L.append(f"{'layer':>7} {'op':<24} {'kernel':<26} {'shape':<28} {'MACs':>11} {'cycles':>12} "
-                 f"{'MAC/cyc':>7} {'%':>5}")
+        width = max([len(r.variant or r.kernel) for r in rep.layers] + [7])
+        L.append(f"{'layer':>7} {'op':<18} {'variant (kernel function)':<{width}} {'shape':<26} {'MACs':>10} "
+                 f"{'cycles':>11} {'MAC/cyc':>7} {'ceiling':>7} {'code B':>7} {'%':>5}")
         for row in rep.layers:
             share = 100.0 * row.cycles / rep.cycles if rep.cycles else 0
-            L.append(f"{str(row.index):>7} {row.op:<24} {row.kernel:<26} {row.shape:<28} {row.macs:>11,} "
-                     f"{row.cycles:>12,} {row.mac_per_cycle:>7.3f} {share:>5.1f}")
+            ceil = f"{row.ceiling:.2f}" if row.ceiling else "-"
+            L.append(f"{str(row.index):>7} {row.op[:18]:<18} {row.variant or row.kernel:<{width}} {row.shape:<26} "
+                     f"{row.macs:>10,} {row.cycles:>11,} {row.mac_per_cycle:>7.3f} {ceil:>7} "
+                     f"{row.code_bytes or '':>7} {share:>5.1f}")
     elif rep.layers:
         for row in rep.layers:
             L.append(f"  mark {row.index}: {row.cycles:,} cycles")
@@ -246,12 +301,30 @@ def format_report(rep: BenchReport) -> str:
              + (f", {rep.macs:,} MACs, {rep.mac_per_cycle:.3f} MAC/cycle" if rep.macs else ""))
     L.append(f"RAM: {rep.ram_total:,} bytes = static {rep.static_ram:,} (arena {rep.arena if rep.arena is not None else '?'}"
              f") + stack peak {rep.stack_peak:,}")
-    L.append(f"flash: {rep.flash:,} bytes (text {rep.text:,}, rodata {rep.rodata:,}, data {rep.data:,})")
+    L.append(f"flash: {rep.flash:,} bytes (text {rep.text:,}, rodata {rep.rodata:,}, data {rep.data:,})"
+             + (f"; {rep.functions} kernel functions for {rep.kernel_layers} layers" if rep.functions else ""))
     if rep.bitexact is not None:
         L.append(f"output bit-exact with tflite-micro: {'yes' if rep.bitexact else 'NO'}")
     L.append(f"simulator speed: {rep.sim_instructions_per_second / 1e6:.1f} M instructions/s")
     for w in rep.warnings:
         L.append(f"warning: {w}")
+    return "\n".join(L) + "\n"
+
+
+def format_side_by_side(spec: BenchReport, gen: BenchReport) -> str:
+    """Per layer: specialized vs generic cycles and the speed-up (the ablation of specialization)."""
+    by = {r.index: r for r in gen.layers}
+    L = [f"specialized vs generic kernels, {spec.core}, {spec.opt}",
+         f"{'layer':>7} {'op':<18} {'specialized':>12} {'generic':>12} {'speed-up':>8}  specialized kernel"]
+    for r in spec.layers:
+        g = by.get(r.index)
+        if g is None:
+            continue
+        L.append(f"{str(r.index):>7} {r.op[:18]:<18} {r.cycles:>12,} {g.cycles:>12,} "
+                 f"{(g.cycles / r.cycles if r.cycles else 0):>7.2f}x  {r.variant or r.kernel}")
+    L.append(f"{'total':>7} {'':<18} {spec.cycles:>12,} {gen.cycles:>12,} {gen.cycles / spec.cycles:>7.2f}x")
+    L.append(f"flash: specialized {spec.flash:,} B, generic {gen.flash:,} B; RAM: specialized {spec.ram_total:,} B, "
+             f"generic {gen.ram_total:,} B")
     return "\n".join(L) + "\n"
 
 
@@ -292,6 +365,12 @@ def bench_main(args) -> int:
                           flash_budget=getattr(args, "flash_budget", "default"))
         reports.append(rep)
         sys.stdout.write(format_report(rep))
+        if getattr(args, "vs_generic", False) and not args.generic:
+            print(f"building and simulating the generic library of {args.model} ...", file=sys.stderr, flush=True)
+            gen = bench_model(args.model, args.target, opt=args.opt, generic_only=True, input_path=args.input,
+                              label=f"{rep.label} (generic kernels)")
+            reports.append(gen)
+            sys.stdout.write(format_side_by_side(rep, gen))
     for elf in args.elf:
         print(f"simulating {elf} on {args.target} ...", file=sys.stderr, flush=True)
         inputs = None

@@ -45,6 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--target", default="cortex-m4")
     b.add_argument("--opt", default="-O2", choices=["-O2", "-O3", "-Os"], help="cross-compiler optimisation level")
     b.add_argument("--generic", action="store_true", help="use only the generic (reference) kernels")
+    b.add_argument("--vs-generic", action="store_true",
+                   help="also build the generic library (the ablation) and print both side by side, per layer")
     b.add_argument("--flash-budget", type=_budget, default="default", metavar="BYTES",
                    help="as for compile")
     b.add_argument("--input", help="input .npz (input_0, ...) or raw .bin; default: seeded random int8")

@@ -72,6 +72,7 @@ class _Module:
     body: list = field(default_factory=list)
     layer_count: int = 0
     shared_hits: int = 0
+    layer_fn: dict = field(default_factory=dict)  # op index -> the (first) C function its call uses
 
 
 class LayerContext:
@@ -147,6 +148,7 @@ class LayerContext:
         key = (tpl, tuple(sorted((k, repr(v)) for k, v in args.items())))
         if key in self._m.functions:
             self._m.shared_hits += 1
+            self._m.layer_fn.setdefault(self.op.index, self._m.functions[key][0])
             return self._m.functions[key][0]
         base = f"{self.prefix}_{self.entry.name}" + (f"_{variant}" if variant else "")
         name = base
@@ -157,6 +159,7 @@ class LayerContext:
         path = _template_path(tpl)
         code = templates.render(path, {"FN": name, "PREFIX": self.prefix, **args})
         self._m.functions[key] = (name, code)
+        self._m.layer_fn.setdefault(self.op.index, name)
         return name
 
 
@@ -174,6 +177,7 @@ class EmittedLibrary:
     functions: int
     layers: int
     shared: int
+    layer_functions: Mapping[int, str] = field(default_factory=dict)  # op index -> C function name
 
 
 def layer_summary(g: Graph, op: Op) -> str:
@@ -212,7 +216,7 @@ def emit_library(g: Graph, prefix: str, core: Any = None, *,
     for rf in RUNTIME_FILES:
         files[rf] = (rdir / rf).read_text()
     return EmittedLibrary(files=files, arena_size=g.memory_plan.arena_size, functions=len(mod.functions),
-                          layers=mod.layer_count, shared=mod.shared_hits)
+                          layers=mod.layer_count, shared=mod.shared_hits, layer_functions=dict(mod.layer_fn))
 
 
 def io_ctype(g: Graph, tids) -> str:

@@ -185,7 +185,7 @@ def column_sources(geo: dict) -> list:
 # Order of a block's channels inside one column word's group of weights: the kernel loads channels in pairs
 # (0, 1), (2, 3); placing them apart in memory keeps gcc from fusing each pair into one LDRD, which the cost model
 # charges 3 cycles and never pipelines (two LDRs in a run cost 1 + 1). POS[n][j] = position of channel j.
-POS = {1: (0,), 2: (0, 1), 3: (0, 2, 1), 4: (0, 2, 1, 3)}
+POS = {1: (0,), 2: (0, 1), 3: (0, 2, 1), 4: (0, 2, 1, 3), 5: (0, 3, 1, 4, 2), 6: (0, 3, 1, 4, 2, 5)}
 
 
 def build_stream(g, op, args: dict) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""FULLY_CONNECTED on DSP cores: int8 weights unpacked in registers, RB rows per block, SMLAD.
+"""FULLY_CONNECTED on DSP cores: int8 weights unpacked in registers, RB (<= 6) rows per block, SMLAD.
 
 How it works
 1. `reject` takes what the generic kernel takes (symmetric int8 weights, constant bias) provided the folded bias
@@ -48,7 +48,7 @@ def reject(g, op, core):
 def default_variant(k: int, r: int) -> dict:
     words = k // 4
     unroll = words if words <= 16 else (8 if words % 8 == 0 else 4)
-    return dict(RB=min(4, r), UNROLL=max(unroll, 1))
+    return dict(RB=min(6, r), UNROLL=max(unroll, 1))
 
 
 def template_args(g, op) -> dict:
@@ -57,7 +57,15 @@ def template_args(g, op) -> dict:
     lo, hi = clamp_of(op)
     _, _, rq = _parts(g, op)
     return dict(N=x.size // k, K=k, R=r, **default_variant(k, r), RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
-                CLAMP=lo > -128 or hi < 127, POS=POS)
+                CLAMP=lo > -128 or hi < 127, POS=POS, UNIFORM=_uniform(rq))
+
+
+def _uniform(rq):
+    """The requantization constants when every row has the same ones (then they are baked into the code)."""
+    cols = [rq.a, rq.b] + ([rq.c] if rq.c is not None else [])
+    if all(np.all(c == c[0]) for c in cols):
+        return tuple(int(c[0]) for c in cols)
+    return None
 
 
 def build_stream(g, op, args: dict) -> np.ndarray:
@@ -77,9 +85,10 @@ def build_stream(g, op, args: dict) -> np.ndarray:
             ordered[:, POS[n][j]] = words[j]
         parts.append(ordered.reshape(-1))
         parts.append(wq[r0:r1, k4:].T.reshape(-1))
-        parts += [rq.a[r0:r1], rq.b[r0:r1]]
-        if rq.c is not None:
-            parts.append(rq.c[r0:r1])
+        if args["UNIFORM"] is None:
+            parts += [rq.a[r0:r1], rq.b[r0:r1]]
+            if rq.c is not None:
+                parts.append(rq.c[r0:r1])
     stream = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
     assert stream.min() >= -INT32 and stream.max() < INT32
     return stream.astype(np.int32)
