@@ -1,4 +1,5 @@
-/* spz_fixedpoint.h: gemmlowp-style Q-format helpers for generated kernels (SOFTMAX's reciprocal).
+/* spz_fixedpoint.h: gemmlowp-style Q-format helpers for generated kernels (SOFTMAX's reciprocal, the integer
+ * LSTM's sigmoid and tanh).
  *
  * How it works
  * 1. Values are int32 fixed point: Qm.(31-m) stores x * 2^(31-m). A product of Qa and Qb values through
@@ -74,6 +75,45 @@ SPZ_INLINE int32_t spz_fp_one_over_one_plus_x(int32_t a) {
         x = spz_fp_add(x, spz_fp_sat_shl(spz_srdhm(x, one_minus), 2));
     }
     return spz_fp_sat_shl(x, 1);
+}
+
+/* floor(x / 2^s) for any sign, without relying on implementation-defined right shifts of negative values. */
+SPZ_INLINE int32_t spz_asr_floor(int32_t x, int s) {
+    return x >= 0 ? (x >> s) : (int32_t)~(~x >> s);
+}
+
+/* TFLite's int16 sigmoid of the integer LSTM: Q3.12 in (as x * 3 at scale 2^-12 / 3), Q0.15 out, by
+ * interpolating the 256-entry table `lut` (about sigmoid(i / 24) in unsigned Q0.16). */
+SPZ_INLINE int16_t spz_lstm_sigmoid(int32_t x, const uint16_t *lut) {
+    const int32_t v = x * 3;
+    const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+    const uint32_t idx = a >> 9;
+    uint32_t r;
+    if (idx >= 255u) {
+        r = 0x7FFFu << 10;
+    } else {
+        const uint32_t lo = lut[idx];
+        const uint32_t hi = lut[idx + 1u];
+        r = (lo << 9) + (a & 0x1FFu) * (hi - lo);
+    }
+    r = v >= 0 ? r + (1u << 9) : (1u << 25) - r + (1u << 9) - 1u;
+    return (int16_t)(int32_t)(r >> 10);
+}
+
+/* tanh(x) = 2 sigmoid(2x) - 1 on the same table; `v` is already scaled so that 2^8 steps are one entry. */
+SPZ_INLINE int16_t spz_lstm_tanh(int32_t v, const uint16_t *lut) {
+    const uint32_t a = (uint32_t)(v < 0 ? -v : v);
+    const uint32_t idx = a >> 8;
+    int32_t r;
+    if (idx >= 255u) {
+        r = (int32_t)(0xFFFFu << 8);
+    } else {
+        const uint32_t lo = lut[idx];
+        const uint32_t hi = lut[idx + 1u];
+        r = (int32_t)((lo << 8) + (a & 0xFFu) * (hi - lo));
+    }
+    r = v >= 0 ? r - (1 << 23) + (1 << 7) : -r + (1 << 23) + (1 << 7) - 1;
+    return (int16_t)spz_asr_floor(r, 8);
 }
 
 #endif /* SPZ_FIXEDPOINT_H_ */

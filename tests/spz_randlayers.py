@@ -253,3 +253,74 @@ def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4"
                 first = tuple(int(v) for v in np.argwhere(got != want)[0])
                 bad.append((case, k, first))
     return bad, res
+
+
+def add_lstm(mb: ModelBuilder, rng, *, n_cell=None, n_input=None, steps=None, batches=None, time_major=None,
+             intermediates=None, cell_pow=None, peephole=False, per_channel=False, cifg=False, tag="l"):
+    """Add one random LSTM (its own input and output) to `mb`; returns the input index."""
+    S = n_cell or int(rng.integers(1, 25))
+    I = n_input or int(rng.integers(1, 33))
+    T = steps or int(rng.integers(1, 31))
+    B = batches or int(rng.integers(1, 3))
+    tm = bool(rng.random() < 0.5) if time_major is None else time_major
+    s_x = float(10 ** rng.uniform(-3, -0.5))
+    zp_x = _zp(rng)
+    s_h = float(10 ** rng.uniform(-3, -1))
+    zp_h = _zp(rng)
+    s_c = 2.0 ** (cell_pow if cell_pow is not None else -int(rng.integers(8, 16)))
+    shape = (T, B, I) if tm else (B, T, I)
+    x = mb.input(f"{tag}_x", shape, "int8", s_x, zp_x)
+    ins = [x]
+    s_gate = []
+    # gate weights: scales such that FC outputs land around +-[0.1, 10]
+    for k in range(8):
+        depth = I if k < 4 else S
+        s_in = s_x if k < 4 else s_h
+        target = 10 ** rng.uniform(-1, 1)
+        s_w = float(target / (s_in * 64 * np.sqrt(depth)))
+        w = rng.integers(-127, 128, size=(S, depth)).astype(np.int8)
+        s_gate.append(s_w)
+        if per_channel and k == 0:
+            ins.append(mb.const(f"{tag}_w{k}", w, scale=np.full(S, s_w, np.float32), axis=0))
+        elif cifg and k in (0, 4):
+            ins.append(None)
+        else:
+            ins.append(mb.const(f"{tag}_w{k}", w, scale=s_w))
+    for k in range(3):  # peephole
+        ins.append(mb.const(f"{tag}_p{k}", rng.integers(-100, 100, size=S).astype(np.int16), scale=0.01)
+                   if peephole else None)
+    for k in range(4):  # biases at scale s_x * s_w, values within +-2 (gate pre-activation units)
+        s_b = s_x * s_gate[k]
+        b = np.round(rng.uniform(-2, 2, size=S) / s_b).clip(-2**31, 2**31 - 1).astype(np.int32)
+        ins.append(mb.const(f"{tag}_b{k}", b, scale=s_b))
+    ins += [None, None]  # projection
+    h = mb.tensor(f"{tag}_h", (B, S), "int8", s_h, zp_h, variable=True)
+    c = mb.tensor(f"{tag}_c", (B, S), "int16", s_c, 0, variable=True)
+    ins += [h, c, None, None, None, None]
+    y = mb.tensor(f"{tag}_y", (shape[0], shape[1], S), "int8", s_h, zp_h)
+    inter = []
+    if intermediates if intermediates is not None else rng.random() < 0.5:
+        inter = [mb.tensor(f"{tag}_i{k}", (0,), "float32") for k in range(4)]
+        inter.append(mb.tensor(f"{tag}_eh", (0,), "int8", s_h, zp_h))
+    clip = float(rng.choice([0.0, 0.5, 3.0, 10.0])) if rng.random() < 0.6 else 0.0
+    attrs = ops.UnidirectionalSequenceLSTM(activation="TANH", cell_clip=clip, time_major=tm)
+    mb.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], attrs, intermediates=inter)
+    mb.output(y)
+    return x
+
+
+def lstm_inputs(mb: ModelBuilder, rng, n_full=1, n_narrow=1):
+    """Full-range then narrow-range (around the zero point) int8 inputs for every input of `mb`."""
+    sets = []
+    for k in range(n_full + n_narrow):
+        xs = []
+        for tid in mb.inputs:
+            t = mb.tensors[tid]
+            if k < n_full:
+                xs.append(rng.integers(-128, 128, size=t.shape).astype(np.int8))
+            else:
+                zp = t.zero_point[0]
+                lo, hi = max(-128, zp - 20), min(127, zp + 20)
+                xs.append(rng.integers(lo, hi + 1, size=t.shape).astype(np.int8))
+        sets.append(xs)
+    return sets

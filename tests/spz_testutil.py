@@ -40,14 +40,14 @@ requires_models = pytest.mark.skipif(not (MODELS / "MANIFEST.json").exists(),
 
 
 def assert_bitexact(model_bytes: bytes, inputs_list, tmp_path: Path, sanitize: bool = True, name: str = "net",
-                    layers=None):
+                    layers=None, target=None):
     """Compile `model_bytes`, run every input set on the host (ASan/UBSan) and on TFLM; fail on any difference.
 
     `layers`: optional descriptions of the model's layers (output k = layer k), listed in the failure message.
     """
     from specializer.oracle import compare
 
-    bad = compare(model_bytes, inputs_list, tmp_path / "out", name=name, sanitize=sanitize)
+    bad = compare(model_bytes, inputs_list, tmp_path / "out", name=name, sanitize=sanitize, target=target)
     msg = "not bit-exact with TFLM: " + "; ".join(str(b) for b in bad[:5])
     if layers:
         msg += "\nlayers (output k = layer k):\n  " + "\n  ".join(layers)

@@ -1,4 +1,4 @@
-"""Differential tests: generic int8 UNIDIRECTIONAL_SEQUENCE_LSTM (int16 cell state) against TFLite Micro, bit for bit.
+"""Differential tests: generic and DSP (host twins) int8 UNIDIRECTIONAL_SEQUENCE_LSTM (int16 cell state) against TFLite Micro, bit for bit.
 
 1. The real model's LSTM layer (tflm_mnist_lstm_int8, 28 steps x 28 inputs -> 20 cells), rebuilt as a one-op
    model from the imported graph, on random inputs; the full model against its reference pair when every op of it
@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import specializer
-from specializer import frontend, ops
+from specializer import frontend, ops  # noqa: F401
 from specializer.errors import ShapeError
 from specializer.kernels.lstm import SIGMOID_TABLE
 from specializer.oracle import run_tflm
@@ -28,78 +28,7 @@ REAL = "tflm_mnist_lstm_int8"
 PER_MODEL = 3
 
 
-def _zp(rng):
-    return int(rng.choice([-128, 127, 0])) if rng.random() < 0.4 else int(rng.integers(-128, 128))
-
-
-def add_lstm(mb: ModelBuilder, rng, *, n_cell=None, n_input=None, steps=None, batches=None, time_major=None,
-             intermediates=None, cell_pow=None, peephole=False, per_channel=False, cifg=False, tag="l"):
-    """Add one random LSTM (its own input and output) to `mb`; returns the input index."""
-    S = n_cell or int(rng.integers(1, 25))
-    I = n_input or int(rng.integers(1, 33))
-    T = steps or int(rng.integers(1, 31))
-    B = batches or int(rng.integers(1, 3))
-    tm = bool(rng.random() < 0.5) if time_major is None else time_major
-    s_x = float(10 ** rng.uniform(-3, -0.5))
-    zp_x = _zp(rng)
-    s_h = float(10 ** rng.uniform(-3, -1))
-    zp_h = _zp(rng)
-    s_c = 2.0 ** (cell_pow if cell_pow is not None else -int(rng.integers(8, 16)))
-    shape = (T, B, I) if tm else (B, T, I)
-    x = mb.input(f"{tag}_x", shape, "int8", s_x, zp_x)
-    ins = [x]
-    s_gate = []
-    # gate weights: scales such that FC outputs land around +-[0.1, 10]
-    for k in range(8):
-        depth = I if k < 4 else S
-        s_in = s_x if k < 4 else s_h
-        target = 10 ** rng.uniform(-1, 1)
-        s_w = float(target / (s_in * 64 * np.sqrt(depth)))
-        w = rng.integers(-127, 128, size=(S, depth)).astype(np.int8)
-        s_gate.append(s_w)
-        if per_channel and k == 0:
-            ins.append(mb.const(f"{tag}_w{k}", w, scale=np.full(S, s_w, np.float32), axis=0))
-        elif cifg and k in (0, 4):
-            ins.append(None)
-        else:
-            ins.append(mb.const(f"{tag}_w{k}", w, scale=s_w))
-    for k in range(3):  # peephole
-        ins.append(mb.const(f"{tag}_p{k}", rng.integers(-100, 100, size=S).astype(np.int16), scale=0.01)
-                   if peephole else None)
-    for k in range(4):  # biases at scale s_x * s_w, values within +-2 (gate pre-activation units)
-        s_b = s_x * s_gate[k]
-        b = np.round(rng.uniform(-2, 2, size=S) / s_b).clip(-2**31, 2**31 - 1).astype(np.int32)
-        ins.append(mb.const(f"{tag}_b{k}", b, scale=s_b))
-    ins += [None, None]  # projection
-    h = mb.tensor(f"{tag}_h", (B, S), "int8", s_h, zp_h, variable=True)
-    c = mb.tensor(f"{tag}_c", (B, S), "int16", s_c, 0, variable=True)
-    ins += [h, c, None, None, None, None]
-    y = mb.tensor(f"{tag}_y", (shape[0], shape[1], S), "int8", s_h, zp_h)
-    inter = []
-    if intermediates if intermediates is not None else rng.random() < 0.5:
-        inter = [mb.tensor(f"{tag}_i{k}", (0,), "float32") for k in range(4)]
-        inter.append(mb.tensor(f"{tag}_eh", (0,), "int8", s_h, zp_h))
-    clip = float(rng.choice([0.0, 0.5, 3.0, 10.0])) if rng.random() < 0.6 else 0.0
-    attrs = ops.UnidirectionalSequenceLSTM(activation="TANH", cell_clip=clip, time_major=tm)
-    mb.op("UNIDIRECTIONAL_SEQUENCE_LSTM", ins, [y], attrs, intermediates=inter)
-    mb.output(y)
-    return x
-
-
-def _inputs(mb: ModelBuilder, rng, n_full=1, n_narrow=1):
-    sets = []
-    for k in range(n_full + n_narrow):
-        xs = []
-        for tid in mb.inputs:
-            t = mb.tensors[tid]
-            if k < n_full:
-                xs.append(rng.integers(-128, 128, size=t.shape).astype(np.int8))
-            else:
-                zp = t.zero_point[0]
-                lo, hi = max(-128, zp - 20), min(127, zp + 20)
-                xs.append(rng.integers(lo, hi + 1, size=t.shape).astype(np.int8))
-        sets.append(xs)
-    return sets
+from spz_randlayers import add_lstm, lstm_inputs as _inputs  # noqa: E402
 
 
 # ---- the real model ----------------------------------------------------------------------------------------
@@ -158,33 +87,39 @@ def test_real_model_reference_pair(tmp_path):
 
 
 # ---- random single-op models -------------------------------------------------------------------------------
-def test_random_lstms(tmp_path, sweep):
+TARGETS = [None, "cortex-m4"]  # generic kernel; the DSP kernel with the portable twins of the intrinsics
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_random_lstms(tmp_path, sweep, target):
     n = sweep(24)
     rng = np.random.default_rng(20240611)
     for m in range((n + PER_MODEL - 1) // PER_MODEL):
         mb = ModelBuilder()
         for k in range(min(PER_MODEL, n - m * PER_MODEL)):
             add_lstm(mb, rng, tag=f"m{m}l{k}")
-        assert_bitexact(mb.build(), _inputs(mb, rng), tmp_path / f"m{m}")
+        assert_bitexact(mb.build(), _inputs(mb, rng), tmp_path / f"m{m}", target=target)
 
 
-def test_edge_sizes(tmp_path):
+@pytest.mark.parametrize("target", TARGETS)
+def test_edge_sizes(tmp_path, target):
     """One cell, one input, one step; a long single-batch sequence; time-major with two batches."""
     rng = np.random.default_rng(7)
     mb = ModelBuilder()
     add_lstm(mb, rng, n_cell=1, n_input=1, steps=1, batches=1, tag="a")
     add_lstm(mb, rng, n_cell=24, n_input=32, steps=30, batches=2, time_major=False, tag="b")
     add_lstm(mb, rng, n_cell=5, n_input=3, steps=7, batches=2, time_major=True, intermediates=True, tag="c")
-    assert_bitexact(mb.build(), _inputs(mb, rng, 2, 1), tmp_path)
+    assert_bitexact(mb.build(), _inputs(mb, rng, 2, 1), tmp_path, target=target)
 
 
-def test_cell_scales(tmp_path):
+@pytest.mark.parametrize("target", TARGETS)
+def test_cell_scales(tmp_path, target):
     """Cell state scales far from the usual 2^-11..2^-15: both tanh input rescaling paths, clipping at int16."""
     rng = np.random.default_rng(11)
     mb = ModelBuilder()
     for k, p in enumerate((2, -2, -5, -18, -24)):
         add_lstm(mb, rng, cell_pow=p, tag=f"c{k}")
-    assert_bitexact(mb.build(), _inputs(mb, rng, 1, 1), tmp_path)
+    assert_bitexact(mb.build(), _inputs(mb, rng, 1, 1), tmp_path, target=target)
 
 
 @pytest.mark.slow

@@ -54,3 +54,19 @@ def test_dsp_kernels_bitexact_in_simulator(tmp_path, kinds, seed, default, sweep
 @pytest.mark.slow
 def test_dsp_kernels_long_sweep(tmp_path, sweep):
     _run(tmp_path, 64, sweep(1500), ("conv", "dw", "fc", "add"))
+
+
+def test_dsp_lstm_bitexact_in_simulator(tmp_path, sweep):
+    """Random LSTMs (cells 1..24, inputs 1..32, steps, batches, time-major both ways, clip, cell scales)."""
+    from specializer.tflite_writer import ModelBuilder
+    from spz_randlayers import add_lstm, lstm_inputs
+
+    rng = np.random.default_rng(65)
+    n = sweep(12)
+    for m in range((n + 5) // 6):
+        mb = ModelBuilder()
+        for k in range(min(6, n - 6 * m)):
+            add_lstm(mb, rng, tag=f"m{m}l{k}")
+        bad, res = sim_mismatches(mb.build(), lstm_inputs(mb, rng), tmp_path / f"m{m}", opt=OPTS[m % len(OPTS)])
+        assert all(op.kernel.entry == "lstm_s8_dsp" for op in res.graph.ops if op.kernel is not None)
+        assert not bad, f"LSTM not bit-exact in the simulator: {bad[:4]}"

@@ -7,11 +7,12 @@ wherever an entry's predicate refuses it.
 """
 from __future__ import annotations
 
-from . import conv, depthwise, elementwise, fully_connected
+from . import conv, depthwise, elementwise, fully_connected, lstm
 
 ENTRIES = (
     conv.ENTRY,
     depthwise.ENTRY,
     fully_connected.ENTRY,
     elementwise.ENTRY,
+    lstm.ENTRY,
 )
