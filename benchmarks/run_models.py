@@ -1,13 +1,17 @@
 """Benchmark every model in ../shared/models (plus the CIFAR-10 seed network built by specializer's own writer)
-on the simulated Cortex-M4 and Cortex-M7: cycles, MAC/cycle, RAM, flash, per layer; baselines side by side.
+on the simulated Cortex-M4 and Cortex-M7: specialized and generic libraries side by side, with the baselines.
 
-    python benchmarks/run_models.py                        # all models, M4 and M7, generic path
+    python benchmarks/run_models.py                        # all models, M4 and M7, specialized + generic, -O3
     python benchmarks/run_models.py --models mlperf_kws_dscnn --cores cortex-m4
+    python benchmarks/run_models.py --no-generic --opt -O2 # only the specialized library, at -O2
     python benchmarks/run_models.py --elf tflm_kws=app.elf # also measure an outside contract ELF (label=path)
 
-Writes benchmarks/results/models.md, models.json and one PNG per model (cycles per layer). Baseline figures come
-from ../shared/baselines/baselines.json (TFLM reference kernels and TFLM + CMSIS-NN, same cost model); the
-tables show our figure / theirs as ratios (< 1 is better for cycles and memory).
+Writes benchmarks/results/models.md (the model table, then one per-layer table per model and core: variant,
+MACs, cycles, MAC/cycle, the practical ceiling of the layer type, code bytes), models.json and one PNG per model
+and core. Baseline figures come from ../shared/baselines/baselines.json: TFLM reference kernels, and TFLM +
+CMSIS-NN as the better of its two builds (-O3 and TFLM's release defaults), like the baselines' README; the
+"CMSIS-NN direct" column is read from benchmarks/results/against_cmsis_nn.json when
+benchmarks/against_cmsis_nn.py has been run. Goals: issue #6 (M4 cycles).
 """
 from __future__ import annotations
 
@@ -22,6 +26,10 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+
+
+GOALS = {"mlperf_kws_dscnn": 3_760_000, "mlperf_vww_mobilenetv1_025": 9_960_000, "mlperf_ic_resnet8": 14_890_000,
+         "mlperf_ad_fc_autoencoder": 360_000, "seed_cifar10_cnn": 15_420_000, "seed_cifar10_writer": 15_420_000}
 
 
 def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str):
@@ -39,7 +47,7 @@ def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str):
         model = zoo.cifar10_seed()
     t = time.time()
     rep = bench_model(model, core, opt=opt, generic_only=generic, inputs=inputs, label=name)
-    plot_layers([rep], Path(outdir) / f"{name}.{core}.png")
+    plot_layers([rep], Path(outdir) / f"{name}.{core}{'.generic' if generic else ''}.png")
     return name, core, rep.to_dict(), time.time() - t
 
 
@@ -47,9 +55,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", help="model names (default: all in MANIFEST.json + seed_cifar10_writer)")
     ap.add_argument("--cores", nargs="*", default=["cortex-m4", "cortex-m7"])
-    ap.add_argument("--opt", default="-O2")
-    ap.add_argument("--generic", action="store_true", default=True,
-                    help="generic kernels (the only path today; kept explicit for comparisons)")
+    ap.add_argument("--opt", default="-O3", help="cross-compiler optimisation level (the baselines are -O3)")
+    ap.add_argument("--no-generic", action="store_true", help="skip the generic (unspecialized) library")
     ap.add_argument("--elf", action="append", default=[], metavar="LABEL=PATH",
                     help="also measure an ELF that follows the bench contract (e.g. a TFLM application)")
     ap.add_argument("--jobs", type=int, default=2)
@@ -68,17 +75,19 @@ def main(argv=None) -> int:
         baselines = json.loads(bp.read_text())["results"]
 
     results = {}
-    jobs = [(n, names[n], c) for n in todo for c in args.cores]
+    kinds = (False,) if args.no_generic else (False, True)
+    jobs = [(n, names[n], c, gen) for n in todo for c in args.cores for gen in kinds]
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        futs = {ex.submit(_job, n, p, c, args.opt, args.generic, str(out)): (n, c) for n, p, c in jobs}
+        futs = {ex.submit(_job, n, p, c, args.opt, gen, str(out)): (n, c + (":generic" if gen else ""))
+                for n, p, c, gen in jobs}
         done = 0
         for fut in as_completed(futs):
             n, c = futs[fut]
             done += 1
             try:
                 name, core, rep, secs = fut.result()
-                results.setdefault(name, {})[core] = rep
+                results.setdefault(name, {})[c] = rep
                 print(f"[{done}/{len(jobs)}] {name} {core}: {rep['cycles']:,} cycles, "
                       f"{'bit-exact' if rep['bitexact'] else 'NOT BIT-EXACT' if rep['bitexact'] is False else '?'}"
                       f" ({secs:.0f} s)", flush=True)
@@ -96,7 +105,16 @@ def main(argv=None) -> int:
             results[label][core]["bitexact"] = None
 
     (out / "models.json").write_text(json.dumps(results, indent=1))
-    md = render_markdown(results, baselines, args.cores, args.opt)
+    direct = {}
+    ap_json = out / "against_cmsis_nn.json"
+    if ap_json.exists():
+        try:
+            for row in json.loads(ap_json.read_text()).get("results", []):
+                if "report" in row:
+                    direct[(row["model"], row["core"])] = row["report"]["against"]["cycles"]
+        except (ValueError, KeyError, AttributeError):
+            direct = {}
+    md = render_markdown(results, baselines, args.cores, args.opt, direct)
     (out / "models.md").write_text(md)
     print()
     print(md)
@@ -107,52 +125,96 @@ def main(argv=None) -> int:
 def _base(baselines, name, variant, core, key):
     if name == "seed_cifar10_writer":
         name = "seed_cifar10_cnn"
+    short = core.replace("cortex-", "")
     try:
-        return baselines[name][variant][core.replace("cortex-", "")][key]
+        if variant == "tflm_cmsisnn":  # the better of its two builds, as ../shared/baselines/README.md does
+            vals = [baselines[name][v][short][key] for v in ("tflm_cmsisnn", "tflm_cmsisnn_tflm_release_defaults")
+                    if v in baselines[name]]
+            return min(vals) if vals else None
+        return baselines[name][variant][short][key]
     except (KeyError, TypeError):
         return None
 
 
-def render_markdown(results, baselines, cores, opt) -> str:
-    L = [f"# specializer benchmark (generic kernels, {opt}, simulated; cost model ../shared/COST_MODEL.md)", ""]
+def _n(v) -> str:
+    return f"{v:,}" if v else "–"
+
+
+def _x(a, b) -> str:
+    return f"{a / b:.2f}×" if a and b else "–"
+
+
+def render_markdown(results, baselines, cores, opt, direct=None) -> str:
+    direct = direct or {}
+    L = [f"# specializer benchmark ({opt}, simulated; cost model ../shared/COST_MODEL.md)", ""]
+    flash_ratios = []
     for core in cores:
-        short = core.replace("cortex-", "")
-        L += [f"## {core}", "",
-              "| model | MACs | cycles | MAC/cycle | vs TFLM ref | vs TFLM+CMSIS-NN | RAM (B) | vs CMSIS-NN RAM | arena (B) "
-              "| flash (B) | vs CMSIS-NN flash | bit-exact |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
+        L += [f"## {core}: whole models", "",
+              "| model | MACs | TFLM ref | TFLM+CMSIS-NN | CMSIS-NN direct | ours generic | ours specialized | "
+              "speed-up vs TFLM+CMSIS-NN | goal | MAC/cycle | RAM (B) | vs CMSIS-NN RAM | flash (B) | "
+              "vs CMSIS-NN flash | bit-exact |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
         for name in sorted(results):
             r = results[name].get(core)
+            gen = results[name].get(core + ":generic")
             if r is None:
                 continue
             if "error" in r:
-                L.append(f"| `{name}` | | failed: {r['error'][:80]} | | | | | | | | | |")
+                L.append(f"| `{name}` | failed: {r['error'][:80]} |" + " |" * 13)
                 continue
-            ref_c = _base(baselines, name, "tflm_ref", short, "cycles")
-            cm_c = _base(baselines, name, "tflm_cmsisnn", short, "cycles")
-            cm_ram = _base(baselines, name, "tflm_cmsisnn", short, "static_ram_bytes")
-            cm_stack = _base(baselines, name, "tflm_cmsisnn", short, "stack_peak_bytes")
-            cm_flash = _base(baselines, name, "tflm_cmsisnn", short, "flash_bytes")
-
-            def ratio(a, b):
-                return f"{a / b:.2f}×" if a and b else "–"
-
+            ref_c = _base(baselines, name, "tflm_ref", core, "cycles")
+            cm_c = _base(baselines, name, "tflm_cmsisnn", core, "cycles")
+            cm_ram = _base(baselines, name, "tflm_cmsisnn", core, "static_ram_bytes")
+            cm_stack = _base(baselines, name, "tflm_cmsisnn", core, "stack_peak_bytes")
+            cm_flash = _base(baselines, name, "tflm_cmsisnn", core, "flash_bytes")
             cm_total = (cm_ram + cm_stack) if cm_ram is not None and cm_stack is not None else None
             be = {True: "yes", False: "**NO**", None: "?"}[r["bitexact"]]
-            if not r["macs"]:  # an outside ELF: no MAC count, arena as it reports it
-                L.append(f"| `{name}` (ELF) | | {r['cycles']:,} | | {ratio(r['cycles'], ref_c)} | "
-                         f"{ratio(r['cycles'], cm_c)} | {r['ram_total']:,} | {ratio(r['ram_total'], cm_total)} | "
-                         f"{r['arena'] if r['arena'] is not None else '–'} | {r['flash']:,} | "
-                         f"{ratio(r['flash'], cm_flash)} | – |")
+            if not r["macs"]:  # an outside ELF
+                L.append(f"| `{name}` (ELF) | | {_n(ref_c)} | {_n(cm_c)} | | | {r['cycles']:,} | "
+                         f"{_x(cm_c, r['cycles'])} | | | {r['ram_total']:,} | {_x(r['ram_total'], cm_total)} | "
+                         f"{r['flash']:,} | {_x(r['flash'], cm_flash)} | – |")
                 continue
-            L.append(f"| `{name}` | {r['macs']:,} | {r['cycles']:,} | {r['mac_per_cycle']:.3f} | "
-                     f"{ratio(r['cycles'], ref_c)} | {ratio(r['cycles'], cm_c)} | {r['ram_total']:,} | "
-                     f"{ratio(r['ram_total'], cm_total)} | {r['arena']:,} | {r['flash']:,} | "
-                     f"{ratio(r['flash'], cm_flash)} | {be} |")
+            goal = GOALS.get(name) if core == "cortex-m4" else None
+            if goal is None and core == "cortex-m4" and cm_c:
+                goal = cm_c // 2  # issue #6: every other model >= 2x fewer cycles than TFLM + CMSIS-NN
+            met = "" if goal is None else (" ✓" if r["cycles"] <= goal else " ✗")
+            dc = direct.get((name, core))
+            if cm_flash and core == "cortex-m4" and name != "seed_cifar10_writer":
+                flash_ratios.append(r["flash"] / cm_flash)
+            L.append(f"| `{name}` | {r['macs']:,} | {_n(ref_c)} | {_n(cm_c)} | "
+                     f"{f'{dc:,}' if dc else '–'} | {f\"{gen['cycles']:,}\" if gen and 'cycles' in gen else '–'} | "
+                     f"**{r['cycles']:,}** | {_x(cm_c, r['cycles'])} | {f'{goal:,}{met}' if goal else '–'} | "
+                     f"{r['mac_per_cycle']:.3f} | {r['ram_total']:,} | {_x(r['ram_total'], cm_total)} | "
+                     f"{r['flash']:,} | {_x(r['flash'], cm_flash)} | {be} |")
         L.append("")
-    L += ["Ratios are ours / theirs (< 1 is better). Baselines: ../shared/baselines/baselines.json (TFLM reference "
-          "kernels and TFLM + CMSIS-NN, both bit-exact, same cost model). RAM = .data + .bss (arena included) + "
-          "stack peak. The Cortex-M7 model is a rough dual-issue approximation.", ""]
+    if flash_ratios:
+        import math
+
+        geo = math.exp(sum(math.log(v) for v in flash_ratios) / len(flash_ratios))
+        L += [f"Flash vs TFLM + CMSIS-NN on the Cortex-M4: geometric mean {geo:.2f}×, largest {max(flash_ratios):.2f}×.",
+              ""]
+    L += ["TFLM + CMSIS-NN = the better of its two builds in ../shared/baselines/baselines.json (-O3 and TFLM's release "
+          "defaults), as its README does; TFLM ref = reference kernels, -O3. Speed-up = their cycles / ours. Goal: "
+          "issue #6 (M4), for the other models half of TFLM + CMSIS-NN. RAM = .data + .bss (arena included) + stack "
+          "peak; flash = text + rodata + data of the whole ELF. The Cortex-M7 model is a dual-issue approximation.", ""]
+    for core in cores:
+        for name in sorted(results):
+            r = results[name].get(core)
+            if not r or "error" in r or not r.get("macs"):
+                continue
+            gen = results[name].get(core + ":generic") or {}
+            gcyc = {row["index"]: row["cycles"] for row in gen.get("layers", [])}
+            L += [f"### {name} on {core}: per layer", "",
+                  "| layer | op | variant (kernel function) | MACs | cycles | MAC/cycle | ceiling | code B | generic cycles |",
+                  "|---:|---|---|---:|---:|---:|---:|---:|---:|"]
+            for row in r["layers"]:
+                if row["op"] == "-":
+                    continue
+                ceil = f"{row['ceiling']:.2f}" if row.get("ceiling") else "–"
+                L.append(f"| {row['index']} | {row['op']} | `{row.get('variant') or row['kernel']}` | {row['macs']:,} | "
+                         f"{row['cycles']:,} | {row['mac_per_cycle']:.3f} | {ceil} | {row.get('code_bytes') or '–'} | "
+                         f"{gcyc.get(row['index'], 0):,} |")
+            L.append("")
     return "\n".join(L)
 
 

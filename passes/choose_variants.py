@@ -8,7 +8,7 @@ How it works
    deterministic. `budget=None` keeps the fastest candidate everywhere; `budget=0` the smallest everywhere.
 3. The budget counts the constant streams of the layers with variants; everything else (other weights, code) is
    the caller's margin. `default_budget(g)` is the rule `compile` uses when the user gives none: the smallest
-   streams plus max(64 KiB, 30% of them).
+   streams plus max(32 KiB, 8% of them).
 4. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
@@ -53,8 +53,8 @@ def default_budget(g: Graph) -> int:
     return total_small + max(EXTRA_MIN, int(total_small * EXTRA_FRACTION))
 
 
-EXTRA_MIN = 64 * 1024  # a small model may take all its fast variants
-EXTRA_FRACTION = 0.30  # a large one grows by at most 30% of its int8 weight streams
+EXTRA_MIN = 32 * 1024  # a small model may take all its fast variants
+EXTRA_FRACTION = 0.08  # a large one grows by at most 8% of its smallest streams and code
 
 
 def choose_variants(g: Graph, budget: Optional[int] = "default") -> Graph:

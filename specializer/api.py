@@ -105,7 +105,7 @@ def lower(model: Union[str, os.PathLike, bytes, Graph], target: Optional[str] = 
     """Import (unless given a Graph) and run the pipeline; returns (planned graph, core).
 
     `flash_budget`: bytes the specialized layers' constant streams may take ("default": their int8 form plus
-    max(64 KiB, 30%); None: the fastest variant everywhere; 0: the smallest)."""
+    max(32 KiB, 8%); None: the fastest variant everywhere; 0: the smallest)."""
     core = resolve_core(target)
     if flash_budget not in ("default", None) and (not isinstance(flash_budget, int) or flash_budget < 0):
         raise SpecializerError(f"--flash-budget must be a number of bytes >= 0, got {flash_budget!r}")

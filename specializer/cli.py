@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--generic", action="store_true", help="use only the generic (reference) kernels")
     c.add_argument("--flash-budget", type=_budget, default="default", metavar="BYTES",
                    help="flash the specialized layers' weight streams may take (e.g. 200000 or 180K); 'unlimited' "
-                        "= fastest variant everywhere; default: the int8 weight streams plus max(64K, 30%%)")
+                        "= fastest variant everywhere; default: the int8 weight streams plus max(32K, 8%%)")
     c.add_argument("--dump-after", metavar="PASS", help="print the IR after the named pass")
 
     i = sub.add_parser("inspect", help="ops, shapes, quantization, MACs per layer, memory plan")
