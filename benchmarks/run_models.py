@@ -181,8 +181,8 @@ def render_markdown(results, baselines, cores, opt, direct=None) -> str:
             dc = direct.get((name, core))
             if cm_flash and core == "cortex-m4" and name != "seed_cifar10_writer":
                 flash_ratios.append(r["flash"] / cm_flash)
-            L.append(f"| `{name}` | {r['macs']:,} | {_n(ref_c)} | {_n(cm_c)} | "
-                     f"{f'{dc:,}' if dc else '–'} | {f\"{gen['cycles']:,}\" if gen and 'cycles' in gen else '–'} | "
+            gen_c = gen.get("cycles") if gen else None
+            L.append(f"| `{name}` | {r['macs']:,} | {_n(ref_c)} | {_n(cm_c)} | {_n(dc)} | {_n(gen_c)} | "
                      f"**{r['cycles']:,}** | {_x(cm_c, r['cycles'])} | {f'{goal:,}{met}' if goal else '–'} | "
                      f"{r['mac_per_cycle']:.3f} | {r['ram_total']:,} | {_x(r['ram_total'], cm_total)} | "
                      f"{r['flash']:,} | {_x(r['flash'], cm_flash)} | {be} |")

@@ -124,6 +124,31 @@ def _code_bytes(sizes: dict, fn: str) -> int:
     return sum(v for k, v in sizes.items() if k == fn or k.startswith(fn + "_"))
 
 
+SIMULATED = ("cortex-m0plus", "cortex-m3", "cortex-m4", "cortex-m7", "cortex-m33")
+
+
+def check_simulated(core) -> None:
+    """One-line error for a core the simulator does not model (Cortex-M55: MVE/Helium is not simulated)."""
+    if core.name not in SIMULATED:
+        raise TargetError(f"bench cannot simulate {core.name} (its MVE/Helium instructions are not modelled: it would "
+                          f"fault before the first layer); "
+                          f"`specializer compile --target {core.name}` works; bench runs on {', '.join(SIMULATED)}")
+
+
+def _running_layer(sim, g) -> str:
+    """' in layer #k KIND (kernel)' for the layer whose profile mark came last before a fault."""
+    marks = getattr(sim, "_marks", None) or []
+    if not marks:
+        return " before the first layer"
+    mark = marks[-1][0]
+    if mark == 0xFFFFFFFF:
+        return " after the last layer"
+    for op in g.ops:
+        if op.index == mark:
+            return f" in layer #{op.index} {op.kind} ({op.kernel.entry if op.kernel else 'alias'})"
+    return f" in layer #{mark}"
+
+
 def _core(target):
     from .targets.cortex_m.cores import get_core
 
@@ -208,9 +233,10 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
     by `specializer.against` to read every layer's output at the profile marks)."""
     from specializer.api import op_macs
 
-    from .targets.cortex_m.sim import Simulator
+    from .targets.cortex_m.sim import SimError, Simulator
 
     core = _core(target)
+    check_simulated(core)
     tmp = None
     if build_dir is None:
         tmp = tempfile.TemporaryDirectory(prefix="spz-bench-")
@@ -220,8 +246,12 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
                                    flash_budget=flash_budget)
         xs = list(inputs) if inputs is not None else load_inputs(input_path, res)
         sim = Simulator(elf, core=core.name)
-        r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs],
-                    on_mark=observe(res, elf) if observe is not None else None)
+        try:
+            r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs],
+                        on_mark=observe(res, elf) if observe is not None else None)
+        except SimError as e:
+            raise TargetError(f"simulating {res.name} on {core.name} failed{_running_layer(sim, res.graph)}: "
+                              f"{str(e).splitlines()[0]}") from None
         sizes = function_sizes(elf)
     finally:
         if tmp is not None:

@@ -73,3 +73,34 @@ def test_compiler_errors_name_layer_and_template(tmp_path):
     assert locate_c_error(tmp_path, "net.c:3:3: error: x") == " (template conv2d_s8.c.in)"
     assert locate_c_error(tmp_path, "net.c:8:5: error: y") == " (layer #3 CONV_2D 1x8x8x3 -> 1x8x8x4)"
     assert locate_c_error(tmp_path, "other.c:1: error") == ""
+
+
+@requires_models
+def test_bench_unsimulated_core_is_one_line(capsys):
+    """cortex-m55 (MVE) cannot be simulated: one line, status 2, naming what does work."""
+    from specializer.cli import main
+
+    rc = main(["bench", str(model_path("mlperf_ad_fc_autoencoder")), "--target", "cortex-m55"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and err[-1].startswith("specializer: error:")
+    assert "cortex-m55" in err[-1] and "MVE" in err[-1] and "cortex-m4" in err[-1]
+
+
+@requires_models
+def test_bench_hardfault_names_the_layer(capsys, monkeypatch, tmp_path):
+    """A HardFault inside a layer's code: one line, status 2, the layer and its kernel named."""
+    from specializer import emit
+    from specializer.cli import main
+
+    orig = emit.LayerContext.call
+
+    def call_then_fault(self, code):
+        orig(self, code)
+        if self.op.index == 3:
+            orig(self, "((void (*)(void))0x30000001u)(); /* injected: jump to unmapped memory */")
+
+    monkeypatch.setattr(emit.LayerContext, "call", call_then_fault)
+    rc = main(["bench", str(model_path("mlperf_ad_fc_autoencoder")), "--target", "cortex-m4"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len([ln for ln in err if ln.startswith("specializer: error:")]) == 1
+    assert "in layer #3 FULLY_CONNECTED (fully_connected_s8_dsp)" in err[-1] and "HardFault" in err[-1]
