@@ -9,7 +9,10 @@ How it works
 3. The budget counts the constant streams of the layers with variants; everything else (other weights, code) is
    the caller's margin. `default_budget(g)` is the rule `compile` uses when the user gives none: the smallest
    streams plus max(32 KiB, 8% of them).
-4. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
+4. RAM: a variant whose scratch would raise the arena above the peak the tensors themselves need is swapped for
+   the fastest candidate of no more flash whose scratch fits under that peak, if that costs the layer at most
+   RAM_CYCLE_SLACK (10%) of its estimated cycles.
+5. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
     before:  CONV_2D(kernel=conv2d_s8_dsp)            after:  CONV_2D(kernel=conv2d_s8_dsp variant=(('WFMT','i8'),))
@@ -57,6 +60,48 @@ EXTRA_MIN = 32 * 1024  # a small model may take all its fast variants
 EXTRA_FRACTION = 0.08  # a large one grows by at most 8% of its smallest streams and code
 
 
+def _with_variant(op, params):
+    return dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, variant=tuple(sorted(params.items()))))
+
+
+def _keep_peak_ram(g: Graph, cands, pick, chosen):
+    """A variant whose scratch would raise the arena above the tensors' own peak is swapped for the fastest
+    candidate of no more flash whose scratch fits under it (or the one with the least scratch)."""
+    from specializer.passes.liveness import buffers, live_bytes
+
+    bufs = [b for b in buffers(g) if b.kind != "scratch"]
+    live = live_bytes(bufs, len(g.ops))
+    peak = max(live, default=0)
+    step_of = {op.index: k for k, op in enumerate(g.ops)}
+    others = [0] * len(g.ops)  # scratch of ops without variants
+    for k, op in enumerate(g.ops):
+        if op.kernel is not None and op.index not in chosen:
+            others[k] = op.kernel.scratch_bytes
+    peak = max([peak] + [live[k] + others[k] for k in range(len(g.ops))])
+    out = dict(chosen)
+    for idx, cs in cands:
+        op = g.op_by_index(idx)
+        e = registry.entry_by_name(op.kernel.entry)
+        k = step_of[idx]
+
+        def scratch(params):
+            return int(e.scratch_bytes(g, _with_variant(op, params)))
+
+        if live[k] + scratch(chosen[idx]) <= peak:
+            continue
+        cur = cs[pick[idx]]
+        options = [c for c in cs if c.flash <= cur.flash]
+        fits = [c for c in options if live[k] + scratch(c.params) <= peak]
+        if fits:
+            best = min(fits, key=lambda c: c.cycles)
+            if best.cycles <= cur.cycles * (1 + RAM_CYCLE_SLACK):
+                out[idx] = dict(best.params)
+    return out
+
+
+RAM_CYCLE_SLACK = 0.10  # a layer gives up at most 10% of its (estimated) cycles to keep the arena at its peak
+
+
 def choose_variants(g: Graph, budget: Optional[int] = "default") -> Graph:
     if budget == "default":
         budget = default_budget(g)
@@ -87,6 +132,7 @@ def choose_variants(g: Graph, budget: Optional[int] = "default") -> Graph:
             pick[idx] = i
             used += extra
     chosen = {idx: dict(cs[pick[idx]].params) for idx, cs in cands}
+    chosen = _keep_peak_ram(g, cands, pick, chosen)
     ops = []
     for op in g.ops:
         if op.index in chosen:
