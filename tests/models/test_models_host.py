@@ -1,4 +1,5 @@
-"""Every model in ../shared/models: compiled, built for the host with ASan/UBSan, bit-exact with its reference
+"""Every model in ../shared/models, generic and specialized for the Cortex-M4: compiled, built for the host with
+ASan/UBSan, bit-exact with its reference
 pair (.ref.npz) and with the tflite-micro interpreter on 20 further random inputs (half of them drawn from a
 narrow range around the input zero point, so that classifiers do not saturate)."""
 from __future__ import annotations
@@ -14,10 +15,12 @@ N_RANDOM = 20
 
 
 @requires_models
+@pytest.mark.parametrize("target", [None, "cortex-m4"])
 @pytest.mark.parametrize("name", model_names())
-def test_model_bitexact_on_host(name, tmp_path):
+def test_model_bitexact_on_host(name, target, tmp_path):
+    """target None: the generic kernels; cortex-m4: the specialized ones with the portable twins of the intrinsics."""
     path = model_path(name)
-    res = specializer.compile(path, name="net", out_dir=tmp_path / "out", verify_each=True)
+    res = specializer.compile(path, name="net", out_dir=tmp_path / "out", verify_each=True, target=target)
     lib = res.host_library(sanitize=True)
     ins, outs = reference(name)
     got = lib.run(ins)
