@@ -12,7 +12,9 @@ How it works
 4. RAM: a variant whose scratch would raise the arena above the peak the tensors themselves need is swapped for
    the fastest candidate of no more flash whose scratch fits under that peak, if that costs the layer at most
    RAM_CYCLE_SLACK (10%) of its estimated cycles.
-5. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
+5. In place: while the step with the most live bytes is a layer with an in-place variant (its output may take
+   its dying input's bytes), that variant is taken if it lowers that step.
+6. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
     before:  CONV_2D(kernel=conv2d_s8_dsp)            after:  CONV_2D(kernel=conv2d_s8_dsp variant=(('WFMT','i8'),))
@@ -32,6 +34,7 @@ class Variant:
     params: Mapping[str, Any]  # template-argument overrides
     cycles: float  # estimated cycles of the layer
     flash: int  # bytes of the layer's constant stream
+    inplace: bool = False  # the output may take its input's bytes (the kernel keeps what it still needs)
 
 
 def _candidates(g: Graph):
@@ -102,10 +105,70 @@ def _keep_peak_ram(g: Graph, cands, pick, chosen):
 RAM_CYCLE_SLACK = 0.10  # a layer gives up at most 10% of its (estimated) cycles to keep the arena at its peak
 
 
-def choose_variants(g: Graph, budget: Optional[int] = "default") -> Graph:
+def _inplace_at_peak(g: Graph, cands, chosen):
+    """Where a layer sets the peak of live bytes and has an in-place variant whose output can take its dying
+    input's bytes, take it (repeatedly, as the peak moves): the arena loses the output's size, gains the variant's
+    scratch."""
+    from specializer.passes.liveness import buffer_of, buffers, live_bytes
+
+    bufs = buffers(g)
+    owner = buffer_of(bufs)
+    live = live_bytes([b for b in bufs if b.kind != "scratch"], len(g.ops))
+    step_of = {op.index: k for k, op in enumerate(g.ops)}
+    options = {idx: [c for c in cs if c.inplace] for idx, cs in cands}
+    out = dict(chosen)
+
+    def scratch(idx, params):
+        op = g.op_by_index(idx)
+        return int(registry.entry_by_name(op.kernel.entry).scratch_bytes(g, _with_variant(op, params)))
+
+    def saving(idx):
+        op = g.op_by_index(idx)
+        ib, ob = owner.get(op.inputs[0]), owner.get(op.outputs[0])
+        k = step_of[idx]
+        if ib is None or ob is None or ib.last != k or ib.kind != "tensor" or ib.size != ob.size:
+            return 0
+        return ob.size
+
+    level = [live[k] + (g.ops[k].kernel.scratch_bytes if g.ops[k].kernel is not None else 0)
+             - (saving(g.ops[k].index) if g.ops[k].kernel is not None and g.ops[k].kernel.inplace else 0)
+             for k in range(len(g.ops))]
+    for idx in out:
+        k = step_of[idx]
+        op = g.ops[k]
+        e = registry.entry_by_name(op.kernel.entry)
+        ip = registry.inplace_positions(e, g, _with_variant(op, out[idx]))
+        level[k] = live[k] + scratch(idx, out[idx]) - (saving(idx) if ip else 0)
+    done = set()
+    while level:
+        k = max(range(len(level)), key=lambda i: level[i])
+        idx = g.ops[k].index
+        if idx in done or not options.get(idx):
+            break
+        done.add(idx)
+        best = min(options[idx], key=lambda c: c.cycles)
+        new = live[k] - saving(idx) + scratch(idx, best.params)
+        if new >= level[k]:
+            break
+        out[idx] = dict(best.params)
+        level[k] = new
+    return out
+
+
+
+def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optional[Mapping[str, Any]] = None) -> Graph:
+    """`prefer`: template arguments to force where a layer has candidates with them (ablations, tests), e.g.
+    {"WFMT": "i8"} or {"IP": True}; layers without such a candidate keep the normal choice."""
     if budget == "default":
         budget = default_budget(g)
     cands = _candidates(g)
+    if prefer:
+        forced = []
+        for idx, cs in cands:
+            match = [c for c in cs if all(c.params.get(k, v) == v for k, v in prefer.items())
+                     and any(k in c.params for k in prefer)]
+            forced.append((idx, match or cs))
+        cands = forced
     pick = {}
     for idx, cs in cands:
         if budget is None:
@@ -132,13 +195,16 @@ def choose_variants(g: Graph, budget: Optional[int] = "default") -> Graph:
             pick[idx] = i
             used += extra
     chosen = {idx: dict(cs[pick[idx]].params) for idx, cs in cands}
-    chosen = _keep_peak_ram(g, cands, pick, chosen)
+    if not prefer:
+        chosen = _keep_peak_ram(g, cands, pick, chosen)
+        chosen = _inplace_at_peak(g, cands, chosen)
     ops = []
     for op in g.ops:
         if op.index in chosen:
             op = dataclasses.replace(op, kernel=dataclasses.replace(
                 op.kernel, variant=tuple(sorted(chosen[op.index].items()))))
             e = registry.entry_by_name(op.kernel.entry)
-            op = dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, scratch_bytes=int(e.scratch_bytes(g, op))))
+            op = dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, scratch_bytes=int(e.scratch_bytes(g, op)),
+                                                                    inplace=registry.inplace_positions(e, g, op)))
         ops.append(op)
     return g.with_ops(ops)

@@ -178,7 +178,8 @@ def kernel_inplace_positions(op: Op) -> tuple[int, ...]:
     from specializer.registry import entry_by_name
 
     try:
-        return tuple(entry_by_name(op.kernel.entry).inplace)
+        e = entry_by_name(op.kernel.entry)
+        return tuple(op.kernel.inplace) if callable(e.inplace) else tuple(e.inplace)
     except KeyError as e:
         raise IRError(f"op #{op.index} {op.kind}: kernel {op.kernel.entry!r} is not in the registry") from e
 

@@ -128,8 +128,10 @@ class HostLibrary:
             r = subprocess.run([sys.executable, "-m", "specializer.runtime.hostrun", str(req), str(res)],
                                env=env, capture_output=True, text=True)
             if r.returncode != 0 or not res.exists():
+                text = r.stderr or r.stdout
+                start = max(text.find("ERROR: AddressSanitizer"), text.find("runtime error"), 0)
                 raise HostRunError(f"sanitized run of {self.so_path.name} failed (exit {r.returncode}):\n"
-                                   + (r.stderr or r.stdout)[-4000:])
+                                   + text[start:start + 4000])
             return pickle.loads(res.read_bytes())
 
     def __getstate__(self):

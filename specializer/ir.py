@@ -103,6 +103,7 @@ class KernelChoice:
     entry: str
     scratch_bytes: int = 0
     variant: tuple = ()  # (name, value) pairs the kernel's template arguments take (passes/choose_variants)
+    inplace: tuple = ()  # input positions whose buffer this layer's kernel may overwrite with its output
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_r
 
 
 def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
-                   flash_budget: Any = "default") -> list[tuple[str, Callable[[Graph], Graph]]]:
+                   flash_budget: Any = "default", prefer: Any = None) -> list[tuple[str, Callable[[Graph], Graph]]]:
     return [
         ("fold_constants", fold_constants),
         ("fuse_activations", fuse_activations),
@@ -36,7 +36,7 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
         ("fold_zero_points", fold_zero_points),
         ("precompute_requant", precompute_requant),
         ("select_kernels", lambda g: select_kernels(g, core, generic_only=generic_only)),
-        ("choose_variants", lambda g: choose_variants(g, flash_budget)),
+        ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer)),
         ("reorder_weights", reorder_weights),
         ("plan_memory", lambda g: plan_memory(g, alignment=alignment)),
     ]
@@ -44,14 +44,14 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
 
 def run_pipeline(g: Graph, core: Any = None, *, verify_each: bool = False, dump_after: Optional[str] = None,
                  dump_sink: Optional[Callable[[str], None]] = None, generic_only: bool = False,
-                 stop_after: Optional[str] = None, flash_budget: Any = "default") -> Graph:
+                 stop_after: Optional[str] = None, flash_budget: Any = "default", prefer: Any = None) -> Graph:
     if dump_after is not None and dump_after not in PASS_NAMES:
         from .errors import SpecializerError
 
         raise SpecializerError(f"--dump-after: unknown pass {dump_after!r}; passes: {', '.join(PASS_NAMES)}")
     if verify_each:
         verify(g)
-    for name, fn in build_pipeline(core, generic_only=generic_only, flash_budget=flash_budget):
+    for name, fn in build_pipeline(core, generic_only=generic_only, flash_budget=flash_budget, prefer=prefer):
         g = fn(g)
         if verify_each:
             verify(g)

@@ -44,7 +44,9 @@ class KernelEntry:
     reject: Callable[["Graph", "Op", Any], Optional[str]] = _accept_all  # None = accepted, else the reason
     scratch_bytes: Callable[["Graph", "Op"], int] = _no_scratch
     template_args: Callable[["Graph", "Op"], Mapping[str, Any]] = _no_args
-    inplace: tuple[int, ...] = ()  # input positions whose buffer the output may reuse (same size, dies here)
+    # input positions whose buffer the output may reuse (same size, dies here); or a function (g, op) -> positions
+    # for kernels whose in-place ability depends on the layer (e.g. a 1x1 convolution with equal channel counts)
+    inplace: Any = ()
     priority: int = 0  # higher wins among accepting entries; generic kernels use 0
     generic: bool = True  # the portable plain-C reference path
     requires: frozenset = field(default_factory=frozenset)  # core features needed ("dsp", "mve", ...)
@@ -58,6 +60,11 @@ def entries() -> tuple[KernelEntry, ...]:
     from .targets.cortex_m.kernels import ENTRIES as CORTEX_M
 
     return CORTEX_M + ENTRIES
+
+
+def inplace_positions(e: KernelEntry, g: "Graph", op: "Op") -> tuple[int, ...]:
+    """The entry's in-place input positions for this layer."""
+    return tuple(e.inplace(g, op) if callable(e.inplace) else e.inplace)
 
 
 def entry_by_name(name: str) -> KernelEntry:

@@ -233,7 +233,7 @@ def random_model(rng, n_layers: int, kinds=("conv", "dw", "fc", "add"), hostile:
 
 
 def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4", opt: str = "-O2",
-                   flash_budget="default"):
+                   flash_budget="default", prefer=None):
     """Cross-compile `model` for `core`, run every input set in the simulator and in tflite-micro.
 
     Returns (list of (input set, output index, first differing index), CompileResult)."""
@@ -241,7 +241,8 @@ def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4"
     from specializer.oracle import run_tflm
     from specializer.targets.cortex_m.sim import Simulator
 
-    res, elf = build_model_elf(model, core, build_dir, opt=opt, profile=False, flash_budget=flash_budget)
+    res, elf = build_model_elf(model, core, build_dir, opt=opt, profile=False, flash_budget=flash_budget,
+                               prefer=prefer)
     sim = Simulator(elf, core=core)
     bad = []
     for case, xs in enumerate(inputs_list):

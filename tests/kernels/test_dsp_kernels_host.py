@@ -50,3 +50,20 @@ def test_registry_falls_back_to_generic(tmp_path):
     add_conv_layer(mb, rng, "d", True, force={"geom": (6, 6, 3, 3, 1, 1, 1, 1, "SAME"), "mult": 1}, channels=(3,))
     res = specializer.compile(mb.build(), name="fb", out_dir=tmp_path / "o", target="cortex-m4")
     assert [op.kernel.entry for op in res.graph.ops] == ["conv2d_s8", "depthwise_conv2d_s8"]
+
+
+def test_in_place_depthwise_host_twins(tmp_path):
+    """The in-place depthwise under ASan: stride 1 SAME layers (odd and even kernels), outputs over inputs."""
+    from specializer.tflite_writer import ModelBuilder
+    from spz_randlayers import add_conv_layer
+
+    rng = np.random.default_rng(67)
+    mb = ModelBuilder()
+    specs = []
+    for k in range(10):
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        geom = (int(rng.integers(kh, 10)), int(rng.integers(kw, 10)), kh, kw, 1, 1, 1, 1, "SAME")
+        shape, zp, _ = add_conv_layer(mb, rng, str(k), True, force={"geom": geom, "mult": 1}, channels=(4, 8, 12))
+        specs.append((shape, zp))
+    bad = compare(mb.build(), random_inputs(rng, specs), tmp_path / "o", target="cortex-m4", prefer={"IP": True})
+    assert not bad, f"not bit-exact: {bad[:3]}"

@@ -23,7 +23,7 @@ OPTS = ("-O2", "-O3", "-Os")
 BUDGETS = (None, 0, "default")  # int16 weights everywhere, int8 everywhere, the default mix
 
 
-def _run(tmp_path, seed, n_layers, kinds, core="cortex-m4"):
+def _run(tmp_path, seed, n_layers, kinds, core="cortex-m4", prefer=None):
     rng = np.random.default_rng(seed)
     done = m = specialized = 0
     while done < n_layers:
@@ -31,7 +31,7 @@ def _run(tmp_path, seed, n_layers, kinds, core="cortex-m4"):
         model, specs, descs = random_model(rng, k, kinds)
         inputs = random_inputs(rng, specs, n_sets=2)
         bad, res = sim_mismatches(model, inputs, tmp_path / f"m{m}", core, opt=OPTS[(m + m // 3) % len(OPTS)],
-                                  flash_budget=BUDGETS[m % len(BUDGETS)])
+                                  flash_budget=BUDGETS[m % len(BUDGETS)], prefer=prefer)
         kernels = [op.kernel.entry for op in res.graph.ops if op.kernel is not None]
         specialized += sum(e.endswith("_dsp") for e in kernels)
         assert not bad, ("not bit-exact in the simulator: " + "; ".join(
@@ -49,6 +49,29 @@ def _run(tmp_path, seed, n_layers, kinds, core="cortex-m4"):
 def test_dsp_kernels_bitexact_in_simulator(tmp_path, kinds, seed, default, sweep):
     n, specialized = _run(tmp_path, seed, sweep(default), kinds)
     assert specialized >= n // 2, f"only {specialized} of {n} layers ran a specialized kernel"
+
+
+def test_dsp_depthwise_in_place_in_simulator(tmp_path, sweep):
+    """The in-place depthwise (row window in the scratch, output over the input): stride 1, SAME padding (odd and
+    even kernels, so asymmetric borders too), the planner placing outputs over inputs."""
+    from specializer.tflite_writer import ModelBuilder
+    from spz_randlayers import add_conv_layer
+
+    rng = np.random.default_rng(66)
+    n = sweep(24)
+    for m in range((n + 7) // 8):
+        mb = ModelBuilder()
+        specs = []
+        for k in range(min(8, n - 8 * m)):
+            kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+            geom = (int(rng.integers(kh, 12)), int(rng.integers(kw, 12)), kh, kw, 1, 1, 1, 1, "SAME")
+            shape, zp, _ = add_conv_layer(mb, rng, f"{m}_{k}", True, force={"geom": geom, "mult": 1},
+                                          channels=(4, 8, 12, 16), hostile=rng.random() < 0.2)
+            specs.append((shape, zp))
+        bad, res = sim_mismatches(mb.build(), random_inputs(rng, specs), tmp_path / f"m{m}",
+                                  opt=OPTS[m % len(OPTS)], prefer={"IP": True})
+        assert not bad, f"in-place depthwise not bit-exact in the simulator: {bad[:4]}"
+        assert res.graph.memory_plan.inplace, "no output was placed over its input"
 
 
 @pytest.mark.slow

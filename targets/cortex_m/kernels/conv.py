@@ -268,6 +268,17 @@ def variants(g, op) -> list:
     return out
 
 
+def inplace(g, op) -> tuple:
+    """A 1x1, stride-1, unpadded convolution with as many output as input channels may write its output over its
+    input: every pixel's column is copied into the scratch (im2col) or the row buffer before that pixel's outputs
+    are stored, and no later pixel reads it."""
+    geo = _geometry(g, op)
+    if (geo["KH"], geo["KW"], geo["SH"], geo["SW"], geo["PT"], geo["PL"]) == (1, 1, 1, 1, 0, 0) \
+            and geo["IC"] == geo["OC"] and op.kind == "CONV_2D":
+        return (0,)
+    return ()
+
+
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
@@ -279,4 +290,4 @@ def emit(ctx):
 
 ENTRY = KernelEntry(name="conv2d_s8_dsp", ops=("CONV_2D", "DEPTHWISE_CONV_2D"), template=TEMPLATE, emit=emit,
                     reject=reject, scratch_bytes=scratch_bytes, template_args=template_args, priority=10,
-                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants)
+                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants, inplace=inplace)

@@ -105,16 +105,28 @@ def reject(g, op, core):
     return None
 
 
+def can_be_inplace(geo: dict) -> bool:
+    """Same-size output (stride 1, SAME padding, no dilation): the in-place window variant applies."""
+    return (geo["OH"], geo["OW"], geo["SH"], geo["SW"], geo["DH"], geo["DW"]) == (geo["IH"], geo["IW"], 1, 1, 1, 1)
+
+
 def template_args(g, op) -> dict:
     geo = _geometry(g, op)
     lo, hi = clamp_of(op)
     rq, _ = _requant(g, op)
+    ip = bool(dict(op.kernel.variant).get("IP", False)) if op.kernel is not None else False
+    if ip and can_be_inplace(geo):
+        full = (0, geo["KH"], 0, geo["KW"])
+        rowpx = geo["IW"] + max(geo["PL"], geo["KW"] - 1 - geo["PL"])  # rows share their border pixels
+        winbytes = ((geo["KH"] - 1) * rowpx + geo["IW"] + geo["KW"] - 1) * geo["C"]
+        return dict(geo, IP=True, ROWPX=rowpx, WINBYTES=winbytes, CLASSES=(full,), SEGS=(), INTERIOR=0,
+                    PAIR=geo["OW"] >= 2, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
     classes, segs = classes_and_segments(geo)
     full = (0, geo["KH"], 0, geo["KW"])
     interior = classes.index(full) if full in classes else -1
     pair = interior >= 0 and any(s[4] == interior and s[3] - s[2] >= 2 for s in segs)
-    return dict(geo, CLASSES=classes, SEGS=segs, INTERIOR=interior, PAIR=pair, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
-                CLAMP=lo > -128 or hi < 127)
+    return dict(geo, IP=False, ROWPX=geo["IW"], CLASSES=classes, SEGS=segs, INTERIOR=interior, PAIR=pair,
+                RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
 
 
 def build_stream(g, op, args: dict) -> np.ndarray:
@@ -144,7 +156,31 @@ def variant(args: dict) -> str:
     return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
                         p=f"{args['PT']}x{args['PL']}", c=args["C"], cls=len(args["CLASSES"]),
-                        rq=args["RQ"][0]) + "__dsp"
+                        ip="" if args["IP"] else None, rq=args["RQ"][0]) + "__dsp"
+
+
+def variants(g, op) -> list:
+    """Out of place (border classes) or in place (window in the scratch: the output may take the input's bytes;
+    the row copies cost a little). Equal flash; choose_variants takes in place where the layer sets the RAM peak."""
+    from specializer.passes.choose_variants import Variant
+
+    geo = _geometry(g, op)
+    macs = geo["B"] * geo["OH"] * geo["OW"] * geo["C"] * geo["KH"] * geo["KW"]
+    base = macs * 3.5
+    out = [Variant({"IP": False}, base, 0)]
+    if can_be_inplace(geo):
+        copies = geo["B"] * geo["OH"] * geo["KH"] * (geo["IW"] + geo["KW"] - 1) * geo["C"] * 0.6
+        out.append(Variant({"IP": True}, base + copies, 0, inplace=True))
+    return out
+
+
+def scratch_bytes(g, op) -> int:
+    a = template_args(g, op)
+    return a["WINBYTES"] if a["IP"] else 0
+
+
+def inplace(g, op) -> tuple:
+    return (0,) if template_args(g, op)["IP"] else ()
 
 
 def emit(ctx):
@@ -152,10 +188,11 @@ def emit(ctx):
     args = template_args(ctx.g, op)
     fn = ctx.fn(variant=variant(args), **args)
     x, y = ctx.inp(0), ctx.out()
+    extra = f", {ctx.scratch('int8_t')}" if args["IP"] else ""
     ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {x.quant.zero_point[0]}, "
-             f"{y.quant.zero_point[0]});")
+             f"{y.quant.zero_point[0]}{extra});")
 
 
 ENTRY = KernelEntry(name="depthwise_s8_dsp", ops=("DEPTHWISE_CONV_2D",), template=TEMPLATE, emit=emit,
-                    reject=reject, template_args=template_args, priority=10, generic=False,
-                    requires=frozenset({"dsp"}), reorder=reorder)
+                    reject=reject, template_args=template_args, scratch_bytes=scratch_bytes, priority=10,
+                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants, inplace=inplace)
