@@ -301,4 +301,15 @@ def timeline(g: Graph, name_width: int = 36) -> str:
                 notes.append(f"in-place over %{inplace_of[t]}")
         lines.append(f"  {label:<{name_width}} {b.size:>8} {('-' if o is None else o):>8}  {bar}"
                      + (f"  ({'; '.join(notes)})" if notes else ""))
+    if plan is not None and bufs:
+        # the step where the placed buffers reach highest: what sets the arena size
+        def top(s):
+            return max((offset(b) + b.size for b in bufs if b.live_at(s) and offset(b) is not None), default=0)
+
+        step = max(range(n + 1), key=top)
+        live = [b for b in bufs if b.live_at(step)]
+        where = f"op #{g.ops[step].index} {g.ops[step].kind}" if step < n else "after the last op"
+        lines.append(f"  arena peak {top(step)} bytes at step {step} ({where}): "
+                     + ", ".join((f"scratch #{b.op_index}" if b.kind == "scratch" else f"%{b.tensors[0]}")
+                                 + f" {b.size} B" for b in sorted(live, key=lambda b: -b.size)))
     return "\n".join(lines) + "\n"
