@@ -205,6 +205,7 @@ def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optiona
                 op.kernel, variant=tuple(sorted(chosen[op.index].items()))))
             e = registry.entry_by_name(op.kernel.entry)
             op = dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, scratch_bytes=int(e.scratch_bytes(g, op)),
-                                                                    inplace=registry.inplace_positions(e, g, op)))
+                                                                    inplace=registry.inplace_positions(e, g, op),
+                                                                    overlap=registry.overlap_constraints(e, g, op)))
         ops.append(op)
     return g.with_ops(ops)

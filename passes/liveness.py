@@ -221,6 +221,46 @@ def inplace_candidates(g: Graph, bufs: list[Buffer],
     return out
 
 
+@dataclass(frozen=True)
+class OverlapCandidate:
+    """The output `out_tid` of the op at `step` may overlap its dying input `in_tid` if in_off - out_off >= `gap`."""
+
+    out_buffer: int
+    in_buffer: int
+    out_tid: int
+    in_tid: int
+    step: int
+    gap: int
+
+
+def overlap_candidates(g: Graph, bufs: list[Buffer]) -> list[OverlapCandidate]:
+    """The legal "chasing" overlaps: kernels that finish reading an input region before writing over it
+    (`op.kernel.overlap`: (input position, minimum input offset - output offset)), the input dying at the op."""
+    owner = buffer_of(bufs)
+    outputs = set(g.outputs)
+    out = []
+    for step, op in enumerate(g.ops):
+        if op.kernel is None or op.alias_of is not None or not op.kernel.overlap:
+            continue
+        for p, gap in op.kernel.overlap:
+            in_tid = op.input(p)
+            if in_tid is None or in_tid not in owner:
+                continue
+            ib = owner[in_tid]
+            if ib.kind != "tensor" or ib.last != step or any(t in outputs for t in ib.tensors):
+                continue
+            if any(q != p and t is not None and owner.get(t) is ib for q, t in enumerate(op.inputs)):
+                continue
+            out_tid = op.outputs[0]
+            ob = owner.get(out_tid)
+            if ob is None or ob.kind != "tensor" or ob.first != step or ob.id == ib.id:
+                continue
+            if len(ob.tensors) != 1 or len(ib.tensors) != 1:
+                continue  # aliases would read or write the bytes elsewhere
+            out.append(OverlapCandidate(ob.id, ib.id, out_tid, in_tid, step, int(gap)))
+    return out
+
+
 def live_bytes(bufs: list[Buffer], n_steps: int) -> list[int]:
     """Total bytes of the buffers live at each step 0..n_steps (a lower bound on the arena without in-place)."""
     totals = [0] * (n_steps + 1)

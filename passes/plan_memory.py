@@ -8,8 +8,10 @@ How it works
    its own.
 3. In-place is a choice the placement makes, not a rewrite made before it: for a candidate pair, the second of
    the two buffers to be placed may also go at exactly the offset of the first (same size, so full overlap), if
-   nothing else collides there. Mode 'off' never does that, mode 'inplace' takes it when it is the lowest legal
-   offset, mode 'inplace-prefer' takes it whenever it is legal.
+   nothing else collides there. Likewise a "chasing" pair (a kernel that writes its output in the order it
+   finishes reading its dying input, e.g. a convolution row by row: `op.kernel.overlap` gives the minimum input
+   offset - output offset) may overlap at that distance. Mode 'off' never does either, mode 'inplace' takes it
+   when it is the lowest legal offset, mode 'inplace-prefer' takes it whenever it is legal.
 4. Several orderings (size descending as in TFLM's greedy planner, lifetime length, first use, size x lifetime,
    contention, ...) times the three in-place modes are tried; the smallest arena wins, ties go to the earliest
    variant in the list (so 'off' wins ties and in-place can only help). The winner's name is `strategy`.
@@ -28,7 +30,7 @@ from typing import Callable, Optional
 from specializer.ir import Graph, IRError, MemoryPlan, Op
 
 from .liveness import Buffer, buffer_of, buffers, inplace_candidates, kernel_inplace_positions, \
-    live_bytes
+    live_bytes, overlap_candidates
 
 INPLACE_MODES = ("off", "inplace", "inplace-prefer")
 
@@ -76,8 +78,10 @@ def _conflicts(bufs: list[Buffer]) -> list[list[int]]:
 
 
 def _place(bufs: list[Buffer], order: list[int], conf: list[list[int]], partners: dict[int, list[int]],
-           mode: str, alignment: int) -> tuple[dict[int, int], int]:
-    """Greedy first-fit of `bufs` taken in `order`. Returns (buffer id -> offset, arena size)."""
+           mode: str, alignment: int, chase: Optional[dict[int, list]] = None) -> tuple[dict[int, int], int]:
+    """Greedy first-fit of `bufs` taken in `order`. Returns (buffer id -> offset, arena size).
+
+    `chase[bid]` = [(other buffer, gap, bid is the output)]: bid may overlap `other` if in_off - out_off >= gap."""
     off: dict[int, int] = {}
     for bid in order:
         size = bufs[bid].size
@@ -95,6 +99,16 @@ def _place(bufs: list[Buffer], order: list[int], conf: list[list[int]], partners
         choice = x
         if mode != "off":
             shared = sorted(off[p] for p in partners.get(bid, ()) if p in off and fits(off[p], p))
+            for other, gap, is_out in (chase or {}).get(bid, ()):
+                if other not in off:
+                    continue
+                if is_out:  # the highest aligned offset <= in_off - gap
+                    c = (off[other] - gap) // alignment * alignment
+                else:  # the lowest aligned offset >= out_off + gap
+                    c = _align_up(max(off[other] + gap, 0), alignment)
+                if c >= 0 and fits(c, other):
+                    shared.append(c)
+            shared.sort()
             if shared and (mode == "inplace-prefer" or shared[0] < choice):
                 choice = shared[0]
         off[bid] = choice
@@ -133,13 +147,18 @@ def plan_memory(g: Graph, alignment: int = 4,
     for c in cands:
         partners.setdefault(c.out_buffer, []).append(c.in_buffer)
         partners.setdefault(c.in_buffer, []).append(c.out_buffer)
-    modes = INPLACE_MODES if cands else ("off",)
+    chases = overlap_candidates(g, bufs)
+    chase: dict[int, list] = {}
+    for c in chases:
+        chase.setdefault(c.out_buffer, []).append((c.in_buffer, c.gap, True))
+        chase.setdefault(c.in_buffer, []).append((c.out_buffer, c.gap, False))
+    modes = INPLACE_MODES if (cands or chases) else ("off",)
 
     best: Optional[tuple[int, str, dict[int, int]]] = None
     for oname, key in ORDERINGS:
         order = [b.id for b in sorted(bufs, key=lambda b: key(b, ctx))]
         for mode in modes:
-            off, arena = _place(bufs, order, conf, partners, mode, alignment)
+            off, arena = _place(bufs, order, conf, partners, mode, alignment, chase)
             if best is None or arena < best[0]:
                 best = (arena, oname if mode == "off" else f"{oname}+{mode}", off)
     assert best is not None
@@ -157,9 +176,15 @@ def plan_memory(g: Graph, alignment: int = 4,
     for c in cands:
         if off[c.out_buffer] == off[c.in_buffer] and c.out_tid not in inplace:
             inplace[c.out_tid] = c.in_tid
+    overlaps: dict[int, int] = {}
+    for c in chases:
+        ob, ib = bufs[c.out_buffer], bufs[c.in_buffer]
+        o_out, o_in = off[c.out_buffer], off[c.in_buffer]
+        if (o_out < o_in + ib.size and o_in < o_out + ob.size) and c.out_tid not in inplace:
+            overlaps[c.out_tid] = c.in_tid
     plan = MemoryPlan(arena_size=arena, alignment=alignment, offsets=dict(sorted(offsets.items())),
                       scratch_offsets=dict(sorted(scratch.items())), strategy=strategy,
-                      inplace=dict(sorted(inplace.items())))
+                      inplace=dict(sorted(inplace.items())), overlaps=dict(sorted(overlaps.items())))
     return g.replace(memory_plan=plan)
 
 
@@ -241,6 +266,18 @@ def check_plan(g: Graph) -> None:
         if off[ob.id] != off[ib.id]:
             raise IRError(f"memory plan: in-place %{out_tid} <- %{in_tid} recorded but offsets differ "
                           f"({off[ob.id]} vs {off[ib.id]})")
+        shared.add((min(ob.id, ib.id), max(ob.id, ib.id)))
+
+    chase_ok = {(c.out_tid, c.in_tid): c.gap for c in overlap_candidates(g, bufs)} if plan.overlaps else {}
+    for out_tid, in_tid in plan.overlaps.items():
+        gap = chase_ok.get((out_tid, in_tid))
+        ob, ib = owner[out_tid], owner[in_tid]
+        if gap is None:
+            raise IRError(f"memory plan: overlap %{out_tid} over %{in_tid} is not legal: the kernel must allow it "
+                          "and the input must die at the op producing the output")
+        if off[ib.id] - off[ob.id] < gap:
+            raise IRError(f"memory plan: %{out_tid} at {off[ob.id]} overlaps %{in_tid} at {off[ib.id]} closer than "
+                          f"the kernel allows (input - output offset must be >= {gap})")
         shared.add((min(ob.id, ib.id), max(ob.id, ib.id)))
 
     by_first = sorted(bufs, key=lambda b: (b.first, b.id))

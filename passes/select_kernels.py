@@ -24,5 +24,7 @@ def select_kernels(g: Graph, core: Any = None, generic_only: bool = False) -> Gr
             e = registry.select(g, op, core, generic_only=generic_only)
             op = dataclasses.replace(op, kernel=KernelChoice(e.name, int(e.scratch_bytes(g, op)),
                                                              inplace=registry.inplace_positions(e, g, op)))
+            op = dataclasses.replace(op, kernel=dataclasses.replace(
+                op.kernel, overlap=registry.overlap_constraints(e, g, op)))
         ops.append(op)
     return g.with_ops(ops)

@@ -104,6 +104,9 @@ class KernelChoice:
     scratch_bytes: int = 0
     variant: tuple = ()  # (name, value) pairs the kernel's template arguments take (passes/choose_variants)
     inplace: tuple = ()  # input positions whose buffer this layer's kernel may overwrite with its output
+    # (input position, D): the output may overlap that dying input's bytes if input offset - output offset >= D
+    # (the kernel writes its output in the order it finishes reading the input: a line buffer, "chasing" reads)
+    overlap: tuple = ()
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ class MemoryPlan:
     scratch_offsets: Mapping[int, int]  # op index -> byte offset of its scratch buffer
     strategy: str = ""
     inplace: Mapping[int, int] = field(default_factory=dict)  # output tid -> input tid whose buffer it reuses
+    overlaps: Mapping[int, int] = field(default_factory=dict)  # output tid -> input tid it partly overlaps (chasing)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class KernelEntry:
     requires: frozenset = field(default_factory=frozenset)  # core features needed ("dsp", "mve", ...)
     reorder: Optional[Callable[["Graph", "Op"], tuple]] = None  # weights into the kernel's layout: (g, op) -> (g, op)
     variants: Optional[Callable[["Graph", "Op"], list]] = None  # candidates for passes/choose_variants
+    # (g, op) -> ((input position, D), ...): the output may overlap the dying input if in_off - out_off >= D
+    overlap: Optional[Callable[["Graph", "Op"], tuple]] = None
 
 
 def entries() -> tuple[KernelEntry, ...]:
@@ -65,6 +67,11 @@ def entries() -> tuple[KernelEntry, ...]:
 def inplace_positions(e: KernelEntry, g: "Graph", op: "Op") -> tuple[int, ...]:
     """The entry's in-place input positions for this layer."""
     return tuple(e.inplace(g, op) if callable(e.inplace) else e.inplace)
+
+
+def overlap_constraints(e: KernelEntry, g: "Graph", op: "Op") -> tuple:
+    """The entry's (input position, minimum input - output offset) pairs for this layer."""
+    return tuple(e.overlap(g, op)) if e.overlap is not None else ()
 
 
 def entry_by_name(name: str) -> KernelEntry:

@@ -279,6 +279,46 @@ def inplace(g, op) -> tuple:
     return ()
 
 
+def overlap(g, op) -> tuple:
+    """((0, D),): the output may overlap the dying input when input offset - output offset >= D. The kernel writes
+    each pixel pair (im2col) or output row (rows) only after every read it needs, in increasing addresses, so D is
+    the largest lead the writes take over the first input byte any later pixel still reads."""
+    if op.kind != "CONV_2D":
+        return ()
+    a = template_args(g, op)
+    ih, iw, ic, oc = a["IH"], a["IW"], a["IC"], a["OC"]
+
+    def valid(o, s, pad, k, d, n):
+        return [o * s - pad + t * d for t in range(k) if 0 <= o * s - pad + t * d < n]
+
+    def start(oy, ox):  # first input byte the pixel reads (None: all taps in the padding)
+        rows = valid(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
+        cols = valid(ox, a["SW"], a["PL"], a["KW"], a["DW"], iw)
+        return (rows[0] * iw + cols[0]) * ic if rows and cols else None
+
+    big = 1 << 40
+    steps = []  # (output bytes written so far, first input byte read by any later step)
+    for b in range(a["B"]):
+        if a["IM"] == "im2col":
+            units = [list(range(p, min(p + 2, a["NPIX"]))) for p in range(0, a["NPIX"], 2)]
+            for u in units:
+                first = [start(p // a["OW"], p % a["OW"]) for p in u]
+                first = [f for f in first if f is not None]
+                steps.append(((b * a["NPIX"] + u[-1] + 1) * oc,
+                              b * ih * iw * ic + min(first) if first else big))
+        else:
+            for oy in range(a["OH"]):
+                rows = valid(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
+                steps.append(((b * a["NPIX"] + (oy + 1) * a["OW"]) * oc,
+                              b * ih * iw * ic + rows[0] * iw * ic if rows else big))
+    gap = -big
+    for j in range(len(steps) - 1):
+        need = min(r for _, r in steps[j + 1:])
+        if need < big:
+            gap = max(gap, steps[j][0] - need)
+    return ((0, gap),) if gap > -big else ()
+
+
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
@@ -290,4 +330,5 @@ def emit(ctx):
 
 ENTRY = KernelEntry(name="conv2d_s8_dsp", ops=("CONV_2D", "DEPTHWISE_CONV_2D"), template=TEMPLATE, emit=emit,
                     reject=reject, scratch_bytes=scratch_bytes, template_args=template_args, priority=10,
-                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants, inplace=inplace)
+                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants, inplace=inplace,
+                    overlap=overlap)
