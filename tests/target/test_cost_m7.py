@@ -1,6 +1,7 @@
 """Hand-counted Cortex-M7 blocks: the rules of COST_MODEL.md ("Cortex-M7 -- rough approximation", numbered
-algorithm) as the conformance pack showed the reference applies them, plus a reading the pack leaves open and
-the baselines' TFLM + CMSIS-NN M7 figures settle: which DSP ops are kept out of the second slot.  No toolchain needed: the blocks are
+algorithm) as the conformance pack showed the reference applies them, plus the two readings the pack leaves open
+and the baselines' TFLM + CMSIS-NN M7 figures (cycles and cycles_by_class) settle: which DSP ops are kept out of
+the second slot, and how a group's cycles are split between classes.  No toolchain needed: the blocks are
 decoded from their Thumb encodings (halfwords as objdump prints them)."""
 import pytest
 
@@ -92,6 +93,31 @@ CASES = [
 @pytest.mark.parametrize("asm,cycles", CASES, ids=[" ; ".join(a) for a, _ in CASES])
 def test_m7_block(asm, cycles):
     assert _cycles(*asm) == cycles
+
+
+def test_cycles_by_class_shared_within_a_group():
+    """A group's cycles, stall included, are shared equally by its instructions (how the baselines count
+    cycles_by_class on the M7): a load + ALU pair gives each half a cycle; single groups keep theirs."""
+    from specializer.targets.cortex_m.sim.isa import CLS
+
+    bc = _block("ldr r2, [r3, #4]", "add r7, r3")
+    assert bc.static == 1 and bc.by_class[CLS["load"]] == bc.by_class[CLS["alu"]] == 0.5
+    bc = _block("ldr r1, [r0]", "sxtb16 r2, r1")            # no pair: 1 (load) + 1 + stall (alu)
+    assert bc.static == 3 and bc.by_class[CLS["load"]] == 1 and bc.by_class[CLS["alu"]] == 2
+    bc = _block("sxtb16 r5, r9", "smlad r2, ip, sl, r2", "bx lr")
+    assert bc.by_class[CLS["alu"]] == bc.by_class[CLS["mul"]] == 0.5 and bc.by_class[CLS["branch"]] == 3
+    assert sum(bc.by_class) == bc.static
+
+
+def test_whole_cycles_add_up():
+    from specializer.targets.cortex_m.sim.isa import CLASSES
+    from specializer.targets.cortex_m.sim.simulator import _whole_cycles
+
+    by = [0.0] * len(CLASSES)
+    by[CLASSES.index("alu")], by[CLASSES.index("mul")], by[CLASSES.index("load")] = 10.5, 3.5, 7.0
+    got = _whole_cycles(by)
+    assert sum(got.values()) == 21 and got["load"] == 7 and {got["alu"], got["mul"]} in ({11, 3}, {10, 4})
+    assert _whole_cycles([2, 0, 0, 5, 0, 0, 1, 0, 0]) == {"alu": 2, "load": 5, "branch": 1}
 
 
 def test_mispredictions_per_site():
