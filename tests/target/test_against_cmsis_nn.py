@@ -3,6 +3,8 @@
 - The comparison itself is validated: the CMSIS-NN-direct build of a shared model, at -O3 for the Cortex-M4 (the
   flags of the baselines), lands within 5% of TFLM + CMSIS-NN in ../shared/baselines (same kernels; TFLM adds its
   interpreter) and is bit-exact with the model's reference output (KWS by default, every model with --runslow).
+  The same M4 ELF costed with the M7 model lands within 5% of the baselines' M7 figure (their M4 ELFs costed with
+  the reference's M7 model): the check of our M7 model on CMSIS-NN code, which the conformance pack does not cover.
 - Randomized writer-built chains (conv with SAME/VALID/folded PAD padding, strides, dilations, groups, depthwise
   multipliers, batches, pools, ADD/MUL, broadcasting ADD and CONCATENATION on our kernels, FC, SOFTMAX): every
   layer's CMSIS-NN output equals ours and the final output equals tflite-micro's.
@@ -37,26 +39,45 @@ def cmsis_cache():
     return p
 
 
-def _baseline_m4_o3(name: str):
+def _baseline(name: str, core: str = "m4"):
+    """TFLM + CMSIS-NN at -O3 on `core` ("m4", or "m7": the baselines' M4-built ELF costed with the M7 model)."""
     if not BASELINES.exists():
         return None
     res = json.loads(BASELINES.read_text())["results"].get(name)
-    return res["tflm_cmsisnn"]["m4"]["cycles"] if res else None
+    return res["tflm_cmsisnn"][core] if res else None
+
+
+@pytest.fixture(scope="session")
+def direct_m4_elf(build_dir, cmsis_cache):
+    """direct_m4_elf(name) -> the CMSIS-NN-direct build of a shared model for the Cortex-M4 at -O3 (the baselines'
+    flags), built once per session (per xdist worker)."""
+    from specializer.cmsis_nn import build_cmsis_nn_elf
+    built = {}
+
+    def get(name):
+        if name not in built:
+            built[name] = build_cmsis_nn_elf(model_path(name), "cortex-m4", build_dir / f"direct_{name}",
+                                             cmsis_nn=CMSIS_NN, opt="-O3", cache_dir=cmsis_cache)
+        return built[name]
+
+    return get
+
+
+MODEL_PARAMS = [pytest.param(n, marks=() if n in DEFAULT_MODELS else pytest.mark.slow)
+                for n in (model_names() or list(DEFAULT_MODELS))]
 
 
 @requires_models
 @requires_cmsis_nn
-@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n in DEFAULT_MODELS else pytest.mark.slow)
-                                  for n in (model_names() or list(DEFAULT_MODELS))])
-def test_direct_build_matches_tflm_cmsis_nn_baseline(name, build_dir, cmsis_cache):
-    from specializer.cmsis_nn import build_cmsis_nn_elf
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_direct_build_matches_tflm_cmsis_nn_baseline(name, direct_m4_elf):
     from specializer.targets.cortex_m.sim import Simulator
 
-    base = _baseline_m4_o3(name)
+    base = _baseline(name)
     if base is None:
         pytest.skip(f"no TFLM + CMSIS-NN baseline for {name}")
-    b = build_cmsis_nn_elf(model_path(name), "cortex-m4", build_dir / f"direct_{name}", cmsis_nn=CMSIS_NN,
-                           opt="-O3", cache_dir=cmsis_cache)
+    base = base["cycles"]
+    b = direct_m4_elf(name)
     ins, outs = reference(name)
     r = Simulator(b.elf, core="cortex-m4").run([np.ascontiguousarray(x).tobytes() for x in ins])
     for got, want in zip(r.outputs, outs):
@@ -64,6 +85,32 @@ def test_direct_build_matches_tflm_cmsis_nn_baseline(name, build_dir, cmsis_cach
     ratio = r.cycles / base
     assert abs(ratio - 1) < 0.05, f"{name}: CMSIS-NN direct {r.cycles:,} cycles vs TFLM + CMSIS-NN {base:,} ({ratio:.3f})"
     assert b.layers, "no layer went to CMSIS-NN"
+
+
+@requires_models
+@requires_cmsis_nn
+@pytest.mark.parametrize("name", MODEL_PARAMS)
+def test_direct_m4_elf_on_m7_matches_tflm_cmsis_nn_baseline(name, direct_m4_elf):
+    """The M7 model against the reference's on CMSIS-NN code (which the conformance pack does not cover): the
+    baselines' M7 figures are their M4-built ELFs costed with the M7 model, so the M4-built direct ELF costed with
+    ours must land within 5% (same kernels; TFLM adds its interpreter).  Measured: 0.99-1.00 on eight models, 0.955
+    on mlperf_ad_fc_autoencoder (its one vec_mat_mult loop costs 2 cycles/iteration less than the reference's,
+    cause not found).  For the default model the per-class split must agree too (within 5%): cycles_by_class
+    shares a pair's cycles between its two instructions as the reference does."""
+    from specializer.targets.cortex_m.sim import Simulator
+
+    base = _baseline(name, "m7")
+    if base is None:
+        pytest.skip(f"no TFLM + CMSIS-NN M7 baseline for {name}")
+    ins, _ = reference(name)
+    r = Simulator(direct_m4_elf(name).elf, core="cortex-m7").run([np.ascontiguousarray(x).tobytes() for x in ins])
+    ratio = r.cycles / base["cycles"]
+    assert abs(ratio - 1) < 0.05, \
+        f"{name}: M4 ELF on M7 {r.cycles:,} cycles vs TFLM + CMSIS-NN on M7 {base['cycles']:,} ({ratio:.3f})"
+    if name in DEFAULT_MODELS:
+        for cls in ("alu", "mul", "load", "store", "branch"):
+            got, want = r.cycles_by_class.get(cls, 0), base["cycles_by_class"][cls]
+            assert abs(got / want - 1) < 0.05, f"{name} {cls}: {got:,} cycles vs {want:,} ({got / want:.3f})"
 
 
 # ---- randomized chains built with the project's writer --------------------------------------------------------

@@ -115,6 +115,18 @@ class SimResult:
         return d
 
 
+def _whole_cycles(by) -> dict:
+    """{class: cycles} as integers that still add up to the total: a cost model may share a group's cycles
+    between classes (the M7 model gives each instruction of a pair half), so a class total can end in .5;
+    floors, then the remaining cycles to the largest fractions (ties: class order)."""
+    floors = [math.floor(v) for v in by]
+    left = round(sum(by) - sum(floors))
+    order = sorted(range(len(by)), key=lambda i: (-(by[i] - floors[i]), i))
+    for i in order[:left]:
+        floors[i] += 1
+    return {c: v for c, v in zip(CLASSES, floors) if v}
+
+
 class _Elf:
     """What the simulator needs from the ELF file."""
 
@@ -454,7 +466,7 @@ class Simulator:
         s = self.elf.sizes
         return SimResult(
             core=self.core.name, cost_model=self.model.name, cycles=cycles, instructions=instrs,
-            cycles_by_class={c: v for c, v in zip(CLASSES, by) if v},
+            cycles_by_class=_whole_cycles(by),
             outputs=outputs, stack_peak_bytes=peak, setup_cycles=setup_cycles, setup_instructions=setup_instrs,
             setup_stack_peak_bytes=setup_peak, layers=layers, text=s["text"], rodata=s["rodata"], data=s["data"],
             bss=s["bss"], flash=s["flash"], static_ram=s["static_ram"], ram_total=s["static_ram"] + peak,
