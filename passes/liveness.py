@@ -255,8 +255,6 @@ def overlap_candidates(g: Graph, bufs: list[Buffer]) -> list[OverlapCandidate]:
             ob = owner.get(out_tid)
             if ob is None or ob.kind != "tensor" or ob.first != step or ob.id == ib.id:
                 continue
-            if len(ob.tensors) != 1 or len(ib.tensors) != 1:
-                continue  # aliases would read or write the bytes elsewhere
             out.append(OverlapCandidate(ob.id, ib.id, out_tid, in_tid, step, int(gap)))
     return out
 

@@ -123,7 +123,8 @@ def _check_alignment(alignment: int) -> None:
 
 # ---- the pass ----------------------------------------------------------------------------------------------
 def plan_memory(g: Graph, alignment: int = 4,
-                inplace_positions: Callable[[Op], tuple[int, ...]] = kernel_inplace_positions) -> Graph:
+                inplace_positions: Callable[[Op], tuple[int, ...]] = kernel_inplace_positions,
+                share_all: bool = False) -> Graph:
     """Place every non-constant tensor and op scratch buffer in one arena; return `g` with `memory_plan` set.
 
     before (no plan; steps 0, 1 and E = after the last op)     after
@@ -132,7 +133,8 @@ def plan_memory(g: Graph, alignment: int = 4,
       %2 pool out    500 B  .##                                   %2 @ 2000  [2000, 2500)  reuses %0's bytes
                                                                   arena_size = 3000, strategy = 'size_desc'
     Deterministic: the same graph always gives the same plan. `inplace_positions(op)` says which input buffers the
-    op's kernel may overwrite (default: its registry entry's `inplace`).
+    op's kernel may overwrite (default: its registry entry's `inplace`). `share_all` (tests, ablations) keeps
+    only the mode that takes every legal in-place and chasing placement, smallest arena or not.
     """
     _check_alignment(alignment)
     bufs = buffers(g)
@@ -153,6 +155,8 @@ def plan_memory(g: Graph, alignment: int = 4,
         chase.setdefault(c.out_buffer, []).append((c.in_buffer, c.gap, True))
         chase.setdefault(c.in_buffer, []).append((c.out_buffer, c.gap, False))
     modes = INPLACE_MODES if (cands or chases) else ("off",)
+    if share_all and (cands or chases):
+        modes = ("inplace-prefer",)
 
     best: Optional[tuple[int, str, dict[int, int]]] = None
     for oname, key in ORDERINGS:

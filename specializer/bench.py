@@ -159,7 +159,8 @@ def _core(target):
 
 
 def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only: bool = False,
-                    name: str = "net", profile: bool = True, flash_budget="default", prefer=None):
+                    name: str = "net", profile: bool = True, flash_budget="default", prefer=None,
+                    share_all: bool = False):
     """Compile `model` for `core` and link the benchmark ELF. Returns (CompileResult, elf path)."""
     import specializer
 
@@ -168,7 +169,8 @@ def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only
     core = _core(core)
     build_dir = Path(build_dir)
     res = specializer.compile(model, name=name, out_dir=build_dir / "lib", target=core.name,
-                              generic_only=generic_only, flash_budget=flash_budget, prefer=prefer)
+                              generic_only=generic_only, flash_budget=flash_budget, prefer=prefer,
+                              share_all=share_all)
     srcs = sorted((build_dir / "lib").glob("*.c")) + [SUPPORT_DIR / "bench_harness.c"]
     defines = [f'SPZ_MODEL_HEADER="{name}.h"', f"SPZ_PREFIX={name}", f"SPZ_PREFIX_UPPER={name.upper()}"]
     if profile:

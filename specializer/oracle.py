@@ -72,11 +72,13 @@ def diff_outputs(ref: Sequence[np.ndarray], got: Sequence[np.ndarray], case: int
 
 
 def compare(model: Union[bytes, str, os.PathLike], inputs_list: Sequence[Sequence[np.ndarray]], out_dir: Path,
-            name: str = "net", sanitize: bool = True, target: Optional[str] = None, prefer=None) -> list[Mismatch]:
+            name: str = "net", sanitize: bool = True, target: Optional[str] = None, prefer=None,
+            share_all: bool = False) -> list[Mismatch]:
     """Compile, run on the host and compare with TFLM for every input set. Returns the mismatches."""
     import specializer
 
-    res = specializer.compile(model, name=name, out_dir=out_dir, target=target, verify_each=True, prefer=prefer)
+    res = specializer.compile(model, name=name, out_dir=out_dir, target=target, verify_each=True, prefer=prefer,
+                              share_all=share_all)
     lib = res.host_library(sanitize=sanitize)
     bad = []
     for case, xs in enumerate(inputs_list):

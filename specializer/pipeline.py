@@ -27,7 +27,8 @@ PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_r
 
 
 def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
-                   flash_budget: Any = "default", prefer: Any = None) -> list[tuple[str, Callable[[Graph], Graph]]]:
+                   flash_budget: Any = "default", prefer: Any = None, share_all: bool = False
+                   ) -> list[tuple[str, Callable[[Graph], Graph]]]:
     return [
         ("fold_constants", fold_constants),
         ("fuse_activations", fuse_activations),
@@ -38,20 +39,22 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
         ("select_kernels", lambda g: select_kernels(g, core, generic_only=generic_only)),
         ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer)),
         ("reorder_weights", reorder_weights),
-        ("plan_memory", lambda g: plan_memory(g, alignment=alignment)),
+        ("plan_memory", lambda g: plan_memory(g, alignment=alignment, share_all=share_all)),
     ]
 
 
 def run_pipeline(g: Graph, core: Any = None, *, verify_each: bool = False, dump_after: Optional[str] = None,
                  dump_sink: Optional[Callable[[str], None]] = None, generic_only: bool = False,
-                 stop_after: Optional[str] = None, flash_budget: Any = "default", prefer: Any = None) -> Graph:
+                 stop_after: Optional[str] = None, flash_budget: Any = "default", prefer: Any = None,
+                 share_all: bool = False) -> Graph:
     if dump_after is not None and dump_after not in PASS_NAMES:
         from .errors import SpecializerError
 
         raise SpecializerError(f"--dump-after: unknown pass {dump_after!r}; passes: {', '.join(PASS_NAMES)}")
     if verify_each:
         verify(g)
-    for name, fn in build_pipeline(core, generic_only=generic_only, flash_budget=flash_budget, prefer=prefer):
+    for name, fn in build_pipeline(core, generic_only=generic_only, flash_budget=flash_budget, prefer=prefer,
+                                   share_all=share_all):
         g = fn(g)
         if verify_each:
             verify(g)

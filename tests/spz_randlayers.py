@@ -233,7 +233,7 @@ def random_model(rng, n_layers: int, kinds=("conv", "dw", "fc", "add"), hostile:
 
 
 def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4", opt: str = "-O2",
-                   flash_budget="default", prefer=None):
+                   flash_budget="default", prefer=None, share_all: bool = False):
     """Cross-compile `model` for `core`, run every input set in the simulator and in tflite-micro.
 
     Returns (list of (input set, output index, first differing index), CompileResult)."""
@@ -242,7 +242,7 @@ def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4"
     from specializer.targets.cortex_m.sim import Simulator
 
     res, elf = build_model_elf(model, core, build_dir, opt=opt, profile=False, flash_budget=flash_budget,
-                               prefer=prefer)
+                               prefer=prefer, share_all=share_all)
     sim = Simulator(elf, core=core)
     bad = []
     for case, xs in enumerate(inputs_list):
@@ -325,3 +325,29 @@ def lstm_inputs(mb: ModelBuilder, rng, n_full=1, n_narrow=1):
                 xs.append(rng.integers(lo, hi + 1, size=t.shape).astype(np.int8))
         sets.append(xs)
     return sets
+
+
+def add_pool_layer(mb: ModelBuilder, rng, tag: str) -> tuple:
+    """One random AVERAGE/MAX_POOL_2D: filters 1..4, strides 1..3, SAME/VALID, channels not a multiple of 4 too."""
+    for _ in range(100):
+        fh, fw = int(rng.integers(1, 5)), int(rng.integers(1, 5))
+        sh, sw = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+        padding = str(rng.choice(["SAME", "VALID"]))
+        ih, iw = int(rng.integers(fh, 14)), int(rng.integers(fw, 14))
+        oh, ow = ops.conv_output_size(ih, fh, sh, 1, padding), ops.conv_output_size(iw, fw, sw, 1, padding)
+        # TFLM rejects windows entirely in the padding (SAME with stride > filter can make them)
+        def pad(o_, s_, f_, n_):
+            return max((o_ - 1) * s_ + f_ - n_, 0) // 2 if padding == "SAME" else 0
+
+        ok = all(min(o * s - pad(oh_, s, f, n) + f, n) > max(o * s - pad(oh_, s, f, n), 0)
+                 for oh_, s, f, n in ((oh, sh, fh, ih), (ow, sw, fw, iw)) for o in range(oh_))
+        if ok:
+            break
+    c = int(rng.choice([1, 3, 4, 8, 13]))
+    kind = "AVERAGE_POOL_2D" if rng.random() < 0.5 else "MAX_POOL_2D"
+    s, zp = float(10 ** rng.uniform(-3, 0)), _zp(rng)
+    x = mb.input(f"x{tag}", (1, ih, iw, c), scale=s, zero_point=zp)
+    y = mb.tensor(f"y{tag}", (1, oh, ow, c), scale=s, zero_point=zp)
+    mb.op(kind, [x], [y], ops.Pool2D(padding=padding, stride_h=sh, stride_w=sw, filter_h=fh, filter_w=fw))
+    mb.output(y)
+    return (1, ih, iw, c), zp, f"{kind} {ih}x{iw}x{c} f={fh}x{fw} s={sh},{sw} {padding}"

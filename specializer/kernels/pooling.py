@@ -10,11 +10,13 @@ How it works
    otherwise). The fused activation arrives as `op.clamp` (fuse_activations).
 4. A window that lies entirely in the padding makes TFLM's average pool fail at run time; such layers are
    rejected at compile time with a one-line reason.
+5. The output may overlap its dying input at the distance `_overlap` computes (output written behind the reads).
 """
 from __future__ import annotations
 
 from ..ops import conv_output_size, explicit_padding
 from ..registry import KernelEntry
+from .overlap import gap
 
 
 def _geometry(g, op):
@@ -68,9 +70,29 @@ def _emit(ctx):
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
 
 
+def _overlap(g, op) -> tuple:
+    """The template walks output pixels in order and, per pixel, channel by channel (a channel's window read, then
+    its byte written): its output may overlap its input at the distance `overlap.gap` gives (own=True: a
+    pixel's writes are interleaved with its own reads)."""
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    a = op.attrs
+    top, _, left, _ = _geometry(g, op)
+    b_, ih, iw, c = x.shape
+    oh, ow = y.shape[1], y.shape[2]
+    steps = []
+    for b in range(b_):
+        for oy in range(oh):
+            ys = max(oy * a.stride_h - top, 0)
+            for ox in range(ow):
+                xs = max(ox * a.stride_w - left, 0)
+                steps.append((((b * oh + oy) * ow + ox + 1) * c, ((b * ih + ys) * iw + xs) * c))
+    d = gap(steps, own=True)
+    return ((0, d),) if d is not None else ()
+
+
 AVG_GENERIC = KernelEntry(name="avg_pool2d_s8", ops=("AVERAGE_POOL_2D",), template="pool2d_s8.c.in",
-                          emit=_emit, reject=_reject)
+                          emit=_emit, reject=_reject, overlap=_overlap)
 MAX_GENERIC = KernelEntry(name="max_pool2d_s8", ops=("MAX_POOL_2D",), template="pool2d_s8.c.in",
-                          emit=_emit, reject=_reject)
+                          emit=_emit, reject=_reject, overlap=_overlap)
 
 ENTRIES = (AVG_GENERIC, MAX_GENERIC)

@@ -14,7 +14,7 @@ import shutil
 import numpy as np
 import pytest
 
-from spz_randlayers import random_inputs, random_model, sim_mismatches
+from spz_randlayers import CHANNELS, random_inputs, random_model, sim_mismatches
 
 pytestmark = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None, reason="arm-none-eabi-gcc not installed")
 
@@ -72,6 +72,34 @@ def test_dsp_depthwise_in_place_in_simulator(tmp_path, sweep):
                                   opt=OPTS[m % len(OPTS)], prefer={"IP": True})
         assert not bad, f"in-place depthwise not bit-exact in the simulator: {bad[:4]}"
         assert res.graph.memory_plan.inplace, "no output was placed over its input"
+
+
+def test_chasing_overlaps_in_simulator(tmp_path, sweep):
+    """Every legal chasing overlap taken (convolutions, depthwise, pooling writing over the input bytes no later
+    pixel reads) and every in-place placement: bit-exact in the simulator."""
+    from specializer.tflite_writer import ModelBuilder
+    from spz_randlayers import add_conv_layer, add_pool_layer
+
+    rng = np.random.default_rng(68)
+    n = sweep(60)
+    total = 0
+    for m in range((n + 11) // 12):
+        mb = ModelBuilder()
+        specs = []
+        for k in range(min(12, n - 12 * m)):
+            kind = ("conv", "dw", "pool")[k % 3]
+            if kind == "pool":
+                shape, zp, _ = add_pool_layer(mb, rng, f"{m}_{k}")
+            else:
+                shape, zp, _ = add_conv_layer(mb, rng, f"{m}_{k}", kind == "dw", groups_ok=False,
+                                              channels=(4, 8, 12, 16, 3, 5) if kind == "dw" else CHANNELS,
+                                              force={"mult": 1} if kind == "dw" else None)
+            specs.append((shape, zp))
+        bad, res = sim_mismatches(mb.build(), random_inputs(rng, specs), tmp_path / f"m{m}",
+                                  opt=OPTS[m % len(OPTS)], share_all=True)
+        assert not bad, f"not bit-exact with chasing overlaps: {bad[:4]}"
+        total += len(res.graph.memory_plan.overlaps)
+    assert total >= n // 3, f"only {total} chasing overlaps in {n} layers"
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from specializer.kernels import conv as generic_conv
+from specializer.kernels.overlap import NONE, gap as overlap_gap
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
@@ -283,8 +284,6 @@ def overlap(g, op) -> tuple:
     """((0, D),): the output may overlap the dying input when input offset - output offset >= D. The kernel writes
     each pixel pair (im2col) or output row (rows) only after every read it needs, in increasing addresses, so D is
     the largest lead the writes take over the first input byte any later pixel still reads."""
-    if op.kind != "CONV_2D":
-        return ()
     a = template_args(g, op)
     ih, iw, ic, oc = a["IH"], a["IW"], a["IC"], a["OC"]
 
@@ -296,8 +295,8 @@ def overlap(g, op) -> tuple:
         cols = valid(ox, a["SW"], a["PL"], a["KW"], a["DW"], iw)
         return (rows[0] * iw + cols[0]) * ic if rows and cols else None
 
-    big = 1 << 40
-    steps = []  # (output bytes written so far, first input byte read by any later step)
+    big = NONE
+    steps = []  # (output bytes written once the step is done, first input byte the step reads)
     for b in range(a["B"]):
         if a["IM"] == "im2col":
             units = [list(range(p, min(p + 2, a["NPIX"]))) for p in range(0, a["NPIX"], 2)]
@@ -311,12 +310,8 @@ def overlap(g, op) -> tuple:
                 rows = valid(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
                 steps.append(((b * a["NPIX"] + (oy + 1) * a["OW"]) * oc,
                               b * ih * iw * ic + rows[0] * iw * ic if rows else big))
-    gap = -big
-    for j in range(len(steps) - 1):
-        need = min(r for _, r in steps[j + 1:])
-        if need < big:
-            gap = max(gap, steps[j][0] - need)
-    return ((0, gap),) if gap > -big else ()
+    d = overlap_gap(steps)
+    return ((0, d),) if d is not None else ()
 
 
 def emit(ctx):

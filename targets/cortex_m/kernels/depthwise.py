@@ -19,6 +19,8 @@ from specializer.kernels import conv as generic_conv
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
+from specializer.kernels.overlap import NONE, gap as overlap_gap
+
 from .common import add_stream, bias_of, clamp_of, pack16, requant_constants, variant_name
 
 TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_s8_dsp.c.in")
@@ -119,13 +121,20 @@ def template_args(g, op) -> dict:
         full = (0, geo["KH"], 0, geo["KW"])
         rowpx = geo["IW"] + max(geo["PL"], geo["KW"] - 1 - geo["PL"])  # rows share their border pixels
         winbytes = ((geo["KH"] - 1) * rowpx + geo["IW"] + geo["KW"] - 1) * geo["C"]
-        return dict(geo, IP=True, ROWPX=rowpx, WINBYTES=winbytes, CLASSES=(full,), SEGS=(), INTERIOR=0,
+        return dict(geo, IP=True, ROWPX=rowpx, WINBYTES=winbytes, CLASSES=(full,), SEGS=(), ROWSEGS=(), INTERIOR=0,
                     PAIR=geo["OW"] >= 2, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
     classes, segs = classes_and_segments(geo)
     full = (0, geo["KH"], 0, geo["KW"])
     interior = classes.index(full) if full in classes else -1
     pair = interior >= 0 and any(s[4] == interior and s[3] - s[2] >= 2 for s in segs)
-    return dict(geo, IP=False, ROWPX=geo["IW"], CLASSES=classes, SEGS=segs, INTERIOR=interior, PAIR=pair,
+    rowsegs = []
+    for oy0, oy1, ox0, ox1, ci in segs:
+        if not rowsegs or rowsegs[-1][:2] != (oy0, oy1):
+            rowsegs.append((oy0, oy1, []))
+        rowsegs[-1][2].append((ox0, ox1, ci))
+    rowsegs = tuple((a, b, tuple(c)) for a, b, c in rowsegs)
+    return dict(geo, IP=False, ROWPX=geo["IW"], CLASSES=classes, SEGS=segs, ROWSEGS=rowsegs, INTERIOR=interior,
+                PAIR=pair,
                 RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
 
 
@@ -183,6 +192,35 @@ def inplace(g, op) -> tuple:
     return (0,) if template_args(g, op)["IP"] else ()
 
 
+def overlap(g, op) -> tuple:
+    """Out-of-place variant: pixels are visited in raster order (pairs of interior pixels together), each
+    pixel's channel groups read then written in turn; the output may overlap the input at `overlap.gap(own=True)`."""
+    a = template_args(g, op)
+    if a["IP"]:
+        return ()
+    ih, iw, c = a["IH"], a["IW"], a["C"]
+
+    def first(o, s, pad, k, d, n):
+        v = [o * s - pad + t * d for t in range(k) if 0 <= o * s - pad + t * d < n]
+        return v[0] if v else None
+
+    steps = []
+    for b in range(a["B"]):
+        for oy0, oy1, cols in a["ROWSEGS"]:
+            for oy in range(oy0, oy1):
+                iy = first(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
+                for ox0, ox1, ci in cols:
+                    ox = ox0
+                    while ox < ox1:
+                        n = 2 if (a["PAIR"] and ci == a["INTERIOR"] and ox + 1 < ox1) else 1
+                        ix = first(ox, a["SW"], a["PL"], a["KW"], a["DW"], iw)
+                        read = NONE if iy is None or ix is None else ((b * ih + iy) * iw + ix) * c
+                        steps.append((((b * a["OH"] + oy) * a["OW"] + ox + n) * c, read))
+                        ox += n
+    d = overlap_gap(steps, own=True)
+    return ((0, d),) if d is not None else ()
+
+
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
@@ -195,4 +233,5 @@ def emit(ctx):
 
 ENTRY = KernelEntry(name="depthwise_s8_dsp", ops=("DEPTHWISE_CONV_2D",), template=TEMPLATE, emit=emit,
                     reject=reject, template_args=template_args, scratch_bytes=scratch_bytes, priority=10,
-                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants, inplace=inplace)
+                    generic=False, requires=frozenset({"dsp"}), reorder=reorder, variants=variants, inplace=inplace,
+                    overlap=overlap)
