@@ -386,8 +386,8 @@ def format_against(rep: AgainstReport) -> str:
         L.append(f"{r.index:>5} {r.op[:18]:<18} {r.shape[:24]:<24} {r.ours_kernel[:24]:<24} "
                  f"{(r.ours_cycles or 0):>12,} {r.cmsis_function[:34]:<34} {(r.cmsis_cycles or 0):>15,} "
                  f"{sp:>8} {agree:>5}  {r.cmsis_hot}")
-    L.append(f"speed-up = CMSIS-NN cycles / our cycles (> 1: ours is faster); agree: the layer's output is "
-             f"byte-identical on both sides")
+    L.append("speed-up = CMSIS-NN cycles / our cycles (> 1: ours is faster); agree: the layer's output is "
+             "byte-identical on both sides")
     L.append(f"total cycles: ours {o.cycles:,}, CMSIS-NN {c.cycles:,}: speed-up {rep.speedup:.2f}x")
     scratch = max(rep.cmsis_scratch.values(), default=0)
     L.append(f"RAM: ours {o.ram_total:,} B (arena {o.arena:,} + stack {o.stack_peak:,} + other static "

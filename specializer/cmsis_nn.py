@@ -591,21 +591,16 @@ def flash_by_origin(map_file: Union[str, os.PathLike], prefix: str = "net") -> d
     out = {"cmsis-nn": 0, "weights": 0, "generated": 0, "runtime": 0, "libc": 0}
     members: dict[str, int] = {}
     out_sec = None
-    pending = None
     for line in text[start:].splitlines():
         if line.startswith("."):
             out_sec = line.split()[0]
-            pending = None
             continue
-        if re.match(r"^ \.\S+$", line):
-            pending = line.strip()
+        if re.match(r"^ \.\S+$", line):  # an input section name alone on its line: its sizes follow
             continue
         m = _IN_SECTION.match(line)
         if not m:
-            pending = None
             continue
         addr, size, path = int(m.group(2), 16), int(m.group(3), 16), m.group(4).strip()
-        pending = None
         if size == 0 or path.startswith("linker stubs") or out_sec in (".bss", ".stack", ".heap", ".noinit"):
             continue
         if not (0x08000000 <= addr < 0x08400000 or out_sec == ".data"):

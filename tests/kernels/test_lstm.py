@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import specializer
-from specializer import frontend, ops  # noqa: F401
+from specializer import frontend
 from specializer.errors import ShapeError
 from specializer.kernels.lstm import SIGMOID_TABLE
 from specializer.oracle import run_tflm

@@ -101,6 +101,28 @@ def pack8(b0, b1, b2, b3) -> np.ndarray:
     return w.astype(np.uint32).view(np.int32)
 
 
+# Order of a block's rows (output channels) inside one input word's group of weight words: kernels load rows in
+# pairs (0, 1), (2, 3), ...; placing them apart in memory keeps gcc from fusing each pair into one LDRD, which the
+# cost model charges 3 cycles and never pipelines (two LDRs in a run cost 1 + 1). POS[n][j] = position of row j.
+POS = {1: (0,), 2: (0, 1), 3: (0, 2, 1), 4: (0, 2, 1, 3), 5: (0, 3, 1, 4, 2), 6: (0, 3, 1, 4, 2, 5)}
+
+
+def interleave(words: np.ndarray) -> np.ndarray:
+    """(n rows, k words) -> k groups of n words in the kernel's load order (POS[n]), flattened."""
+    n, k = words.shape
+    out = np.zeros((k, n), dtype=np.int64)
+    for j in range(n):
+        out[:, POS[n][j]] = words[j]
+    return out.reshape(-1)
+
+
+def finish_stream(parts) -> np.ndarray:
+    """Concatenate a stream's parts into the int32 words the kernel reads (every value must fit int32)."""
+    stream = np.concatenate([np.asarray(p, dtype=np.int64).reshape(-1) for p in parts])
+    assert stream.min(initial=0) >= -INT32_LIMIT and stream.max(initial=0) < INT32_LIMIT, "stream value out of int32"
+    return stream.astype(np.int32)
+
+
 def add_stream(g: Graph, op: Op, words: np.ndarray, what: str) -> tuple[Graph, Op]:
     arr = np.ascontiguousarray(np.asarray(words, dtype=np.int32).reshape(-1))
     arr.setflags(write=False)

@@ -23,7 +23,8 @@ from specializer.kernels.overlap import NONE, gap as overlap_gap
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from .common import (add_stream, bias_of, clamp_of, input_span, pack8, pack16, requant_constants, variant_name)
+from .common import (POS, add_stream, bias_of, clamp_of, finish_stream, input_span, interleave, pack8, pack16,
+                     requant_constants, variant_name)
 
 TEMPLATE = str(Path(__file__).resolve().parent / "conv2d_s8_dsp.c.in")
 
@@ -183,12 +184,6 @@ def column_sources(geo: dict) -> list:
     return out
 
 
-# Order of a block's channels inside one column word's group of weights: the kernel loads channels in pairs
-# (0, 1), (2, 3); placing them apart in memory keeps gcc from fusing each pair into one LDRD, which the cost model
-# charges 3 cycles and never pipelines (two LDRs in a run cost 1 + 1). POS[n][j] = position of channel j.
-POS = {1: (0,), 2: (0, 1), 3: (0, 2, 1), 4: (0, 2, 1, 3), 5: (0, 3, 1, 4, 2), 6: (0, 3, 1, 4, 2, 5)}
-
-
 def build_stream(g, op, args: dict) -> np.ndarray:
     w = _weights_ohwi(g, op)
     oc = w.shape[0]
@@ -209,18 +204,12 @@ def build_stream(g, op, args: dict) -> np.ndarray:
     ocb = args["OCB"]
     for c0 in range(0, oc, ocb):
         c1 = min(c0 + ocb, oc)
-        n = c1 - c0
         parts.append(bias[c0:c1])
-        blk = np.zeros((words.shape[1], n), dtype=np.int64)
-        for j in range(n):
-            blk[:, POS[n][j]] = words[c0 + j]
-        parts.append(blk.reshape(-1))
+        parts.append(interleave(words[c0:c1]))
         parts += [rq.a[c0:c1], rq.b[c0:c1]]
         if rq.c is not None:
             parts.append(rq.c[c0:c1])
-    stream = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-    assert stream.min() >= -(1 << 31) and stream.max() < (1 << 31)
-    return stream.astype(np.int32)
+    return finish_stream(parts)
 
 
 def reorder(g, op):

@@ -21,7 +21,7 @@ from specializer.registry import KernelEntry
 
 from specializer.kernels.overlap import NONE, gap as overlap_gap
 
-from .common import add_stream, bias_of, clamp_of, pack16, requant_constants, variant_name
+from .common import add_stream, bias_of, clamp_of, finish_stream, pack16, requant_constants, variant_name
 
 TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_s8_dsp.c.in")
 MAX_CLASSES = 9
@@ -152,9 +152,7 @@ def build_stream(g, op, args: dict) -> np.ndarray:
         parts += [rq.a[c0:c0 + 4], rq.b[c0:c0 + 4]]
         if rq.c is not None:
             parts.append(rq.c[c0:c0 + 4])
-    stream = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-    assert stream.min() >= -INT32 and stream.max() < INT32
-    return stream.astype(np.int32)
+    return finish_stream(parts)
 
 
 def reorder(g, op):

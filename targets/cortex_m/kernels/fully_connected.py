@@ -15,8 +15,8 @@ import numpy as np
 from specializer.kernels import fully_connected as generic_fc
 from specializer.registry import KernelEntry
 
-from .common import add_stream, bias_of, clamp_of, input_span, pack8, requant_constants, variant_name
-from .conv import POS
+from .common import (POS, add_stream, bias_of, clamp_of, finish_stream, input_span, interleave, pack8,
+                     requant_constants, variant_name)
 
 TEMPLATE = str(Path(__file__).resolve().parent / "fully_connected_s8_dsp.c.in")
 INT32 = 1 << 31
@@ -79,19 +79,13 @@ def build_stream(g, op, args: dict) -> np.ndarray:
         n = r1 - r0
         parts.append(folded[r0:r1])
         blk = wq[r0:r1, :k4].reshape(n, k4 // 4, 4)
-        words = pack8(blk[..., 0], blk[..., 1], blk[..., 2], blk[..., 3]).astype(np.int64)  # (n, k4/4)
-        ordered = np.zeros((k4 // 4, n), dtype=np.int64)
-        for j in range(n):
-            ordered[:, POS[n][j]] = words[j]
-        parts.append(ordered.reshape(-1))
+        parts.append(interleave(pack8(blk[..., 0], blk[..., 1], blk[..., 2], blk[..., 3]).astype(np.int64)))
         parts.append(wq[r0:r1, k4:].T.reshape(-1))
         if args["UNIFORM"] is None:
             parts += [rq.a[r0:r1], rq.b[r0:r1]]
             if rq.c is not None:
                 parts.append(rq.c[r0:r1])
-    stream = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-    assert stream.min() >= -INT32 and stream.max() < INT32
-    return stream.astype(np.int32)
+    return finish_stream(parts)
 
 
 def reorder(g, op):

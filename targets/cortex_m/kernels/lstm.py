@@ -17,8 +17,7 @@ import numpy as np
 from specializer.kernels import lstm as generic_lstm
 from specializer.registry import KernelEntry
 
-from .common import add_stream, pack8, requant_plan
-from .conv import POS
+from .common import POS, add_stream, finish_stream, interleave, pack8, requant_plan
 
 TEMPLATE = str(Path(__file__).resolve().parent / "lstm_s8_dsp.c.in")
 INT32 = 1 << 31
@@ -77,11 +76,7 @@ def _words(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, k = w.shape
     k4 = k // 4 * 4
     q = w[:, :k4].reshape(n, k4 // 4, 4)
-    words = pack8(q[..., 0], q[..., 1], q[..., 2], q[..., 3]).astype(np.int64)  # (n, k/4)
-    ordered = np.zeros((k4 // 4, n), dtype=np.int64)
-    for j in range(n):
-        ordered[:, POS[n][j]] = words[j]
-    return ordered.reshape(-1), w[:, k4:].T.reshape(-1)
+    return interleave(pack8(q[..., 0], q[..., 1], q[..., 2], q[..., 3]).astype(np.int64)), w[:, k4:].T.reshape(-1)
 
 
 def build_stream(g, op, args: dict) -> np.ndarray:
@@ -92,9 +87,7 @@ def build_stream(g, op, args: dict) -> np.ndarray:
         for r0 in range(0, nc, rb):
             r1 = min(r0 + rb, nc)
             parts += [b_in[k][r0:r1], b_rec[k][r0:r1], *_words(w_in[k][r0:r1]), *_words(w_rec[k][r0:r1])]
-    stream = np.concatenate([np.asarray(p, dtype=np.int64) for p in parts])
-    assert stream.min() >= -INT32 and stream.max() < INT32
-    return stream.astype(np.int32)
+    return finish_stream(parts)
 
 
 def reorder(g, op):
