@@ -17,7 +17,7 @@ import numpy as np
 from specializer.kernels import lstm as generic_lstm
 from specializer.registry import KernelEntry
 
-from .common import POS, add_stream, finish_stream, interleave, pack8, requant_plan
+from .common import POS, add_stream, finish_stream, interleave, pack8, pack16, requant_plan
 
 TEMPLATE = str(Path(__file__).resolve().parent / "lstm_s8_dsp.c.in")
 INT32 = 1 << 31
@@ -51,14 +51,16 @@ def _gate_rq(g, op):
         pair = []
         for w, b, m, s in ((w_in[k], b_in[k], rq.input_mult[k], rq.input_shift[k]),
                            (w_rec[k], b_rec[k], rq.recurrent_mult[k], rq.recurrent_shift[k])):
-            bound = np.array([int((np.abs(b) + 128 * np.abs(w).sum(axis=1)).max())])
-            plan = requant_plan(np.array([m]), np.array([s]), bound, 0)
-            if plan.mode == "generic":
-                pair.append(("generic", int(plan.a[0]), int(plan.b[0]), 0))
-            else:
-                pair.append((plan.mode, int(plan.a[0]), int(plan.b[0]), int(plan.c[0])))
+            pair.append(_plan(m, s, int((np.abs(b) + 128 * np.abs(w).sum(axis=1)).max())))
         out.append(tuple(pair))
     return tuple(out)
+
+
+def _plan(m: int, sh: int, bound: int) -> tuple:
+    plan = requant_plan(np.array([m]), np.array([sh]), np.array([bound]), 0)
+    if plan.mode == "generic":
+        return ("generic", int(plan.a[0]), int(plan.b[0]), 0)
+    return (plan.mode, int(plan.a[0]), int(plan.b[0]), int(plan.c[0]))
 
 
 def template_args(g, op) -> dict:
@@ -66,16 +68,26 @@ def template_args(g, op) -> dict:
     batches, steps, n_input, n_cell = generic_lstm._sizes(g, op)
     rb = next((r for r in (5, 4, 6, 3) if n_cell % r == 0), min(4, n_cell))
     tmult, tshift = generic_lstm._tanh_scaling(rq.cell_scale_power)
-    return dict(B=batches, T=steps, NI=n_input, NC=n_cell, TM=bool(op.attrs.time_major), RB=rb, POS=POS,
-                GRQ=_gate_rq(g, op), FC=tuple(rq.forget_cell), IC=tuple(rq.input_cell), HQ=tuple(rq.hidden),
+    wpw = 2 if 4 * n_cell * (n_input + n_cell) <= I16_WEIGHT_LIMIT else 1
+    return dict(B=batches, T=steps, NI=n_input, NC=n_cell, TM=bool(op.attrs.time_major), RB=rb, POS=POS, WPW=wpw,
+                GRQ=_gate_rq(g, op), CQ=tuple(_plan(m, sh, 32767 * 32768) for m, sh in
+                                              (rq.forget_cell, rq.input_cell, rq.hidden)),
                 HZP=g.t(op.input(18)).quant.zp, CLIP=int(rq.cell_clip), TMULT=tmult, TSHIFT=tshift)
 
 
-def _words(w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(rows, k) int8 -> (k/4 words per row in consumption order, tail weights) for one block."""
+I16_WEIGHT_LIMIT = 16 * 1024  # gate weights up to this many bytes are stored as int16 (twice the flash, no unpack)
+
+
+def _words(w: np.ndarray, wpw: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, k) int8 -> (the words the kernel reads per input word, in consumption order; tail weights):
+    wpw 1: one int8 word per row; wpw 2: the rows' (w0, w2) int16 words, then their (w1, w3) words."""
     n, k = w.shape
     k4 = k // 4 * 4
     q = w[:, :k4].reshape(n, k4 // 4, 4)
+    if wpw == 2:
+        a = interleave(pack16(q[..., 0], q[..., 2]).astype(np.int64)).reshape(k4 // 4, n)
+        b = interleave(pack16(q[..., 1], q[..., 3]).astype(np.int64)).reshape(k4 // 4, n)
+        return np.stack([a, b], axis=1).reshape(-1), w[:, k4:].T.reshape(-1)
     return interleave(pack8(q[..., 0], q[..., 1], q[..., 2], q[..., 3]).astype(np.int64)), w[:, k4:].T.reshape(-1)
 
 
@@ -86,7 +98,8 @@ def build_stream(g, op, args: dict) -> np.ndarray:
     for k in range(4):
         for r0 in range(0, nc, rb):
             r1 = min(r0 + rb, nc)
-            parts += [b_in[k][r0:r1], b_rec[k][r0:r1], *_words(w_in[k][r0:r1]), *_words(w_rec[k][r0:r1])]
+            parts += [b_in[k][r0:r1], b_rec[k][r0:r1], *_words(w_in[k][r0:r1], args["WPW"]),
+                      *_words(w_rec[k][r0:r1], args["WPW"])]
     return finish_stream(parts)
 
 
@@ -101,7 +114,8 @@ def scratch_bytes(g, op) -> int:
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
-    fn = ctx.fn(variant=f"ni{args['NI']}_nc{args['NC']}_t{args['T']}_b{args['RB']}__dsp", **args)
+    fn = ctx.fn(variant=f"ni{args['NI']}_nc{args['NC']}_t{args['T']}_b{args['RB']}_w{'i16' if args['WPW'] == 2 else 'i8'}__dsp",
+                **args)
     lut = ctx.weights(generic_lstm.sigmoid_table(), "uint16_t", hint="sigmoid_q16_table")
     x, y = ctx.inp(0), ctx.out()
     ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {lut}, {ctx.ptr(op.input(18))}, "
