@@ -219,9 +219,13 @@ def inspect_model(model: Union[str, os.PathLike, bytes], target: Optional[str] =
                  + (f"  weights {'x'.join(map(str, w[0].shape))} {_q(w[0])}" if w and w[0].size > 1 else "")
                  + (f"  MACs {macs:,}" if macs else ""))
     L.append(f"  total MACs: {total:,}")
-    L += ["", "after the pipeline (kernel per layer):"]
+    L += ["", "after the pipeline (kernel per layer; the C function names spell each layer's specialization):"]
+    lib = emit_library(g, "net", core)
     for op in g.ops:
         what = "alias (no code)" if op.alias_of is not None else op.kernel.entry
+        fn = lib.layer_functions.get(op.index, "")
+        if fn and fn != f"net_{what}":
+            what += f" -> {fn[len('net_'):]}"
         extra = []
         if op.clamp is not None:
             extra.append(f"clamp {op.clamp}")
@@ -229,7 +233,11 @@ def inspect_model(model: Union[str, os.PathLike, bytes], target: Optional[str] =
             extra.append("zp folded into bias")
         if op.kernel is not None and op.kernel.scratch_bytes:
             extra.append(f"scratch {op.kernel.scratch_bytes} B")
+        if op.kernel is not None and op.kernel.variant:
+            extra.append("variant " + ", ".join(f"{k}={v}" for k, v in op.kernel.variant))
         L.append(f"  #{op.index:<3} {op.kind:<28} {what}" + (f"  ({', '.join(extra)})" if extra else ""))
+    L.append(f"  {lib.functions} kernel functions for {lib.layers} layers with code ({lib.shared} layers reuse a "
+             "function another layer created)")
     mp = g.memory_plan
     L += ["", f"memory plan: arena {mp.arena_size} bytes (align {mp.alignment}, strategy {mp.strategy})"]
     try:
