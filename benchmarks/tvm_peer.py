@@ -174,7 +174,7 @@ def _shim(low, name: str, kernels_c: str = "") -> tuple[str, str, dict]:
 
     # ---- emit C
     desc = {}          # tensor tuple -> C name of its DLTensor
-    lines_t, lines_init = [], []
+    lines_t = []
 
     def dl(t):
         if t in desc:

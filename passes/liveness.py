@@ -197,18 +197,13 @@ def inplace_candidates(g: Graph, bufs: list[Buffer],
         if not pos:
             continue
         for p in pos:
+            ib = _dying_input(op, step, p, pos, owner, outputs)
+            if ib is None:
+                continue
             in_tid = op.input(p)
-            if in_tid is None or in_tid not in owner:
-                continue
-            ib = owner[in_tid]
-            if ib.kind != "tensor" or ib.last != step or any(t in outputs for t in ib.tensors):
-                continue
-            # another input read through the same bytes (x and a view of x) must also be overwritable
-            if any(q not in pos and t is not None and owner.get(t) is ib for q, t in enumerate(op.inputs)):
-                continue
             for out_tid in op.outputs:
-                ob = owner.get(out_tid)
-                if ob is None or ob.kind != "tensor" or ob.first != step or ob.id == ib.id:
+                ob = _fresh_output(out_tid, step, ib, owner)
+                if ob is None:
                     continue
                 if ob.size != ib.size or g.tensors[out_tid].nbytes != g.tensors[in_tid].nbytes:
                     continue
@@ -219,6 +214,29 @@ def inplace_candidates(g: Graph, bufs: list[Buffer],
                 out.append(InplaceCandidate(out_buffer=ob.id, in_buffer=ib.id, out_tid=out_tid, in_tid=in_tid,
                                             step=step, position=p))
     return out
+
+
+def _dying_input(op, step, p, shared_ok, owner, outputs):
+    """The tensor buffer read at input position `p` of the op at `step` if its bytes may be overwritten there:
+    its last reader is this op, it holds no graph output, and no other input (positions outside `shared_ok`)
+    reads through the same bytes (x and a view of x). None otherwise."""
+    in_tid = op.input(p)
+    if in_tid is None or in_tid not in owner:
+        return None
+    ib = owner[in_tid]
+    if ib.kind != "tensor" or ib.last != step or any(t in outputs for t in ib.tensors):
+        return None
+    if any(q not in shared_ok and t is not None and owner.get(t) is ib for q, t in enumerate(op.inputs)):
+        return None
+    return ib
+
+
+def _fresh_output(out_tid, step, ib, owner):
+    """The tensor buffer of `out_tid` if it is first written at `step` and is not the input buffer `ib`."""
+    ob = owner.get(out_tid)
+    if ob is None or ob.kind != "tensor" or ob.first != step or ob.id == ib.id:
+        return None
+    return ob
 
 
 @dataclass(frozen=True)
@@ -243,19 +261,14 @@ def overlap_candidates(g: Graph, bufs: list[Buffer]) -> list[OverlapCandidate]:
         if op.kernel is None or op.alias_of is not None or not op.kernel.overlap:
             continue
         for p, gap in op.kernel.overlap:
-            in_tid = op.input(p)
-            if in_tid is None or in_tid not in owner:
-                continue
-            ib = owner[in_tid]
-            if ib.kind != "tensor" or ib.last != step or any(t in outputs for t in ib.tensors):
-                continue
-            if any(q != p and t is not None and owner.get(t) is ib for q, t in enumerate(op.inputs)):
+            ib = _dying_input(op, step, p, (p,), owner, outputs)
+            if ib is None:
                 continue
             out_tid = op.outputs[0]
-            ob = owner.get(out_tid)
-            if ob is None or ob.kind != "tensor" or ob.first != step or ob.id == ib.id:
+            ob = _fresh_output(out_tid, step, ib, owner)
+            if ob is None:
                 continue
-            out.append(OverlapCandidate(ob.id, ib.id, out_tid, in_tid, step, int(gap)))
+            out.append(OverlapCandidate(ob.id, ib.id, out_tid, op.input(p), step, int(gap)))
     return out
 
 

@@ -193,6 +193,17 @@ def _per_channel(rq, n: int) -> tuple[np.ndarray, np.ndarray]:
     return m, s
 
 
+def _per_channel_params(ctx, op: Op, n: int) -> str:
+    """Emit the per-channel multipliers and shifts of `op` (`n` channels) as a static
+    cmsis_nn_per_channel_quant_params; returns its name."""
+    mult, shift = _per_channel(op.requant, n)
+    qm = ctx.weights(mult, "int32_t", hint=f"l{op.index}_mult")
+    qs = ctx.weights(shift, "int32_t", hint=f"l{op.index}_shift")
+    q = ctx.sym("quant")
+    ctx.static(f"static const cmsis_nn_per_channel_quant_params {q} = {{(int32_t *){qm}, (int32_t *){qs}}};")
+    return q
+
+
 def _int8(g: Graph, *tids) -> bool:
     return all(g.t(t).dtype == "int8" and g.t(t).quant is not None and not g.t(t).quant.per_channel for t in tids)
 
@@ -230,11 +241,7 @@ def _conv_like(g: Graph, op: Op, sym: Callable[[str], str]):
     size = f"{fn}_get_buffer_size(&{p}, &{d_in}, &{d_f}, &{d_out})"
 
     def emit(ctx, scratch):
-        mult, shift = _per_channel(op.requant, co)
-        qm = ctx.weights(mult, "int32_t", hint=f"l{op.index}_mult")
-        qs = ctx.weights(shift, "int32_t", hint=f"l{op.index}_shift")
-        q = ctx.sym("quant")
-        ctx.static(f"static const cmsis_nn_per_channel_quant_params {q} = {{(int32_t *){qm}, (int32_t *){qs}}};")
+        q = _per_channel_params(ctx, op, co)
         bias = ctx.ptr(b) if b is not None else "NULL"
         _checked_call(ctx, f"{fn}(&ctx, &{p}, &{q}, &{d_in}, {ctx.ptr(x.id)}, &{d_f}, {ctx.ptr(w.id)}, "
                            f"&{d_b}, {bias}, &{d_out}, {ctx.ptr(y.id)})",
@@ -264,14 +271,10 @@ def _fully_connected(g: Graph, op: Op, sym):
     size = f"arm_fully_connected_s8_get_buffer_size(&{d_f})"
 
     def emit(ctx, scratch):
-        q = ctx.sym("quant")
         if per_channel:
-            mult, shift = _per_channel(op.requant, co)
-            qm = ctx.weights(mult, "int32_t", hint=f"l{op.index}_mult")
-            qs = ctx.weights(shift, "int32_t", hint=f"l{op.index}_shift")
-            ctx.static(f"static const cmsis_nn_per_channel_quant_params {q} = "
-                       f"{{(int32_t *){qm}, (int32_t *){qs}}};")
+            q = _per_channel_params(ctx, op, co)
         else:
+            q = ctx.sym("quant")
             ctx.static(f"static const cmsis_nn_per_tensor_quant_params {q} = "
                        f"{{{op.requant.multiplier[0]}, {op.requant.shift[0]}}};")
         bias = ctx.ptr(b) if b is not None else "NULL"

@@ -16,6 +16,16 @@ from typing import Optional, Sequence
 NONE = 1 << 40  # a step that reads no input byte
 
 
+def first_tap(o: int, stride: int, pad: int, k: int, dilation: int, n: int) -> Optional[int]:
+    """The first input coordinate (of `n`) that output coordinate `o` reads through a window of `k` taps;
+    None when every tap falls in the padding."""
+    for t in range(k):
+        i = o * stride - pad + t * dilation
+        if 0 <= i < n:
+            return i
+    return None
+
+
 def gap(steps: Sequence[tuple[int, int]], own: bool = False) -> Optional[int]:
     """max over steps j of (output written after j) - (first input byte read from step j + 1 on, or j on with
     own=True); None when no step reads anything later (no constraint, nothing to gain)."""

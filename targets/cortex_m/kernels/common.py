@@ -32,21 +32,23 @@ class RequantPlan:
     b: np.ndarray  # k or shift
     c: Optional[np.ndarray]  # e (fast only)
 
+    def channels(self, lo: int, hi: int) -> list[np.ndarray]:
+        """The constants of channels lo..hi-1 in the order a kernel's stream stores them: a, b (and c)."""
+        return [self.a[lo:hi], self.b[lo:hi]] + ([self.c[lo:hi]] if self.c is not None else [])
+
 
 def per_channel(values: Sequence[int], n: int) -> np.ndarray:
     v = np.asarray(values, dtype=np.int64).reshape(-1)
     return np.broadcast_to(v, (n,)).copy() if v.size == 1 else v
 
 
-def requant_constants(op: Op, acc_bound: np.ndarray, out_zp: int, allow_fast: bool = True) -> RequantPlan:
+def requant_constants(op: Op, acc_bound: np.ndarray, out_zp: int) -> RequantPlan:
     """`requant_plan` for an op whose `op.requant` is a ChannelRequant (conv, depthwise, fully connected)."""
     n = len(acc_bound)
-    return requant_plan(per_channel(op.requant.multiplier, n), per_channel(op.requant.shift, n), acc_bound, out_zp,
-                        allow_fast)
+    return requant_plan(per_channel(op.requant.multiplier, n), per_channel(op.requant.shift, n), acc_bound, out_zp)
 
 
-def requant_plan(mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, out_zp: int,
-                 allow_fast: bool = True) -> RequantPlan:
+def requant_plan(mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, out_zp: int) -> RequantPlan:
     """Per-channel requantization constants for an accumulator whose |value| is at most `acc_bound[c]`.
 
     The fast form needs, for every channel: multiplier in [2^30, 2^31), shift <= -1 (a right shift e >= 1),
@@ -55,8 +57,6 @@ def requant_plan(mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, out
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     bound = np.asarray(acc_bound, dtype=np.int64)
-    if not allow_fast:
-        return RequantPlan("generic", mult, shift, None)
     # A channel whose output is out_zp for every reachable accumulator (multiplier 0, or a right shift that
     # rounds every |SRDHM(acc, m)| <= bound * m / 2^31 + 1 to 0) gets m = 0, e = 1, k = 1 + 2 out_zp:
     # (k + sign) >> 1 = out_zp.

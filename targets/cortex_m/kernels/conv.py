@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from specializer.kernels import conv as generic_conv
-from specializer.kernels.overlap import NONE, gap as overlap_gap
+from specializer.kernels.overlap import NONE, first_tap, gap as overlap_gap
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
@@ -206,9 +206,7 @@ def build_stream(g, op, args: dict) -> np.ndarray:
         c1 = min(c0 + ocb, oc)
         parts.append(bias[c0:c1])
         parts.append(interleave(words[c0:c1]))
-        parts += [rq.a[c0:c1], rq.b[c0:c1]]
-        if rq.c is not None:
-            parts.append(rq.c[c0:c1])
+        parts += rq.channels(c0, c1)
     return finish_stream(parts)
 
 
@@ -276,13 +274,10 @@ def overlap(g, op) -> tuple:
     a = template_args(g, op)
     ih, iw, ic, oc = a["IH"], a["IW"], a["IC"], a["OC"]
 
-    def valid(o, s, pad, k, d, n):
-        return [o * s - pad + t * d for t in range(k) if 0 <= o * s - pad + t * d < n]
-
     def start(oy, ox):  # first input byte the pixel reads (None: all taps in the padding)
-        rows = valid(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
-        cols = valid(ox, a["SW"], a["PL"], a["KW"], a["DW"], iw)
-        return (rows[0] * iw + cols[0]) * ic if rows and cols else None
+        iy = first_tap(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
+        ix = first_tap(ox, a["SW"], a["PL"], a["KW"], a["DW"], iw)
+        return (iy * iw + ix) * ic if iy is not None and ix is not None else None
 
     big = NONE
     steps = []  # (output bytes written once the step is done, first input byte the step reads)
@@ -296,9 +291,9 @@ def overlap(g, op) -> tuple:
                               b * ih * iw * ic + min(first) if first else big))
         else:
             for oy in range(a["OH"]):
-                rows = valid(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
+                iy = first_tap(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
                 steps.append(((b * a["NPIX"] + (oy + 1) * a["OW"]) * oc,
-                              b * ih * iw * ic + rows[0] * iw * ic if rows else big))
+                              b * ih * iw * ic + iy * iw * ic if iy is not None else big))
     d = overlap_gap(steps)
     return ((0, d),) if d is not None else ()
 

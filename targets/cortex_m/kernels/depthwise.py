@@ -19,7 +19,7 @@ from specializer.kernels import conv as generic_conv
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from specializer.kernels.overlap import NONE, gap as overlap_gap
+from specializer.kernels.overlap import NONE, first_tap, gap as overlap_gap
 
 from .common import add_stream, bias_of, clamp_of, finish_stream, pack16, requant_constants, variant_name
 
@@ -142,16 +142,14 @@ def build_stream(g, op, args: dict) -> np.ndarray:
     rq, _ = _requant(g, op)
     scale = 2 if rq.mode == "fast" else 1
     bias, w = _folded(g, op, scale)
-    taps, c = w.shape
+    c = w.shape[1]
     parts = []
     for c0 in range(0, c, 4):
         parts.append(bias[c0:c0 + 4])
         wa = pack16(w[:, c0], w[:, c0 + 2]).astype(np.int64)
         wb = pack16(w[:, c0 + 1], w[:, c0 + 3]).astype(np.int64)
         parts += [wa, wb]
-        parts += [rq.a[c0:c0 + 4], rq.b[c0:c0 + 4]]
-        if rq.c is not None:
-            parts.append(rq.c[c0:c0 + 4])
+        parts += rq.channels(c0, c0 + 4)
     return finish_stream(parts)
 
 
@@ -198,20 +196,16 @@ def overlap(g, op) -> tuple:
         return ()
     ih, iw, c = a["IH"], a["IW"], a["C"]
 
-    def first(o, s, pad, k, d, n):
-        v = [o * s - pad + t * d for t in range(k) if 0 <= o * s - pad + t * d < n]
-        return v[0] if v else None
-
     steps = []
     for b in range(a["B"]):
         for oy0, oy1, cols in a["ROWSEGS"]:
             for oy in range(oy0, oy1):
-                iy = first(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
+                iy = first_tap(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
                 for ox0, ox1, ci in cols:
                     ox = ox0
                     while ox < ox1:
                         n = 2 if (a["PAIR"] and ci == a["INTERIOR"] and ox + 1 < ox1) else 1
-                        ix = first(ox, a["SW"], a["PL"], a["KW"], a["DW"], iw)
+                        ix = first_tap(ox, a["SW"], a["PL"], a["KW"], a["DW"], iw)
                         read = NONE if iy is None or ix is None else ((b * ih + iy) * iw + ix) * c
                         steps.append((((b * a["OH"] + oy) * a["OW"] + ox + n) * c, read))
                         ox += n

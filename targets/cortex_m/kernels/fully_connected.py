@@ -62,7 +62,7 @@ def template_args(g, op) -> dict:
 
 def _uniform(rq):
     """The requantization constants when every row has the same ones (then they are baked into the code)."""
-    cols = [rq.a, rq.b] + ([rq.c] if rq.c is not None else [])
+    cols = rq.channels(0, len(rq.a))
     if all(np.all(c == c[0]) for c in cols):
         return tuple(int(c[0]) for c in cols)
     return None
@@ -82,9 +82,7 @@ def build_stream(g, op, args: dict) -> np.ndarray:
         parts.append(interleave(pack8(blk[..., 0], blk[..., 1], blk[..., 2], blk[..., 3]).astype(np.int64)))
         parts.append(wq[r0:r1, k4:].T.reshape(-1))
         if args["UNIFORM"] is None:
-            parts += [rq.a[r0:r1], rq.b[r0:r1]]
-            if rq.c is not None:
-                parts.append(rq.c[r0:r1])
+            parts += rq.channels(r0, r1)
     return finish_stream(parts)
 
 
