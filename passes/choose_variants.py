@@ -14,7 +14,9 @@ How it works
    RAM_CYCLE_SLACK (10%) of its estimated cycles.
 5. In place: while the step with the most live bytes is a layer with an in-place variant (its output may take
    its dying input's bytes), that variant is taken if it lowers that step.
-6. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
+6. The real plan has the last word: a candidate of no more flash that needs less scratch or may share its input's
+   bytes is taken where the planned arena (`plan_memory`, with in-place and chasing overlaps) gets smaller.
+7. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
     before:  CONV_2D(kernel=conv2d_s8_dsp)            after:  CONV_2D(kernel=conv2d_s8_dsp variant=(('WFMT','i8'),))
@@ -198,14 +200,71 @@ def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optiona
     if not prefer:
         chosen = _keep_peak_ram(g, cands, pick, chosen)
         chosen = _inplace_at_peak(g, cands, chosen)
+        chosen = _lower_arena(g, cands, pick, chosen)
+    return _applied(g, chosen)
+
+
+def _applied(g: Graph, chosen) -> Graph:
+    """`g` with each chosen layer's variant stored, and its scratch, in-place and overlap abilities asked again
+    of the entry for that variant."""
     ops = []
     for op in g.ops:
         if op.index in chosen:
-            op = dataclasses.replace(op, kernel=dataclasses.replace(
-                op.kernel, variant=tuple(sorted(chosen[op.index].items()))))
+            op = _with_variant(op, chosen[op.index])
             e = registry.entry_by_name(op.kernel.entry)
             op = dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, scratch_bytes=int(e.scratch_bytes(g, op)),
                                                                     inplace=registry.inplace_positions(e, g, op),
                                                                     overlap=registry.overlap_constraints(e, g, op)))
         ops.append(op)
     return g.with_ops(ops)
+
+
+def _ram_traits(g: Graph, op, params) -> tuple:
+    e = registry.entry_by_name(op.kernel.entry)
+    v = _with_variant(op, params)
+    return int(e.scratch_bytes(g, v)), bool(registry.inplace_positions(e, g, v)), \
+        bool(registry.overlap_constraints(e, g, v))
+
+
+def _lower_arena(g: Graph, cands, pick, chosen):
+    """The planned arena decides: where another candidate of no more flash gives a smaller arena in the real plan
+    (scratch, in-place and chasing overlaps all counted, which the steps above estimate), take it, the largest
+    saving first (then the fewest cycles), until none does. Only candidates that need less scratch or can share
+    their input's bytes where the current one cannot are tried."""
+    from specializer.passes.plan_memory import plan_memory
+
+    def arena(ch):
+        return plan_memory(_applied(g, ch)).memory_plan.arena_size
+
+    cur = arena(chosen)
+    for _ in range(len(cands)):
+        best = None
+        for idx, cs in cands:
+            op = g.op_by_index(idx)
+            have = _ram_traits(g, op, chosen[idx])
+            for c in cs:
+                if dict(c.params) == chosen[idx] or c.flash > cs[pick[idx]].flash:
+                    continue
+                t = _ram_traits(g, op, c.params)
+                if not (t[0] < have[0] or (t[1] and not have[1]) or (t[2] and not have[2])):
+                    continue
+                a = arena({**chosen, idx: dict(c.params)})
+                if a < cur and (best is None or (a, c.cycles) < (best[0], best[3])):
+                    best = (a, idx, dict(c.params), c.cycles)
+        if best is None:
+            break
+        cur = best[0]
+        chosen = {**chosen, best[1]: best[2]}
+    # a swap may have made an earlier one unnecessary: give back the faster variants that keep the arena
+    for idx, cs in sorted(cands, key=lambda ic: -max(c.cycles for c in ic[1])):
+        faster = sorted((c for c in cs if c.flash <= cs[pick[idx]].flash and dict(c.params) != chosen[idx]),
+                        key=lambda c: c.cycles)
+        now = next((c.cycles for c in cs if dict(c.params) == chosen[idx]), None)
+        for c in faster:
+            if now is None or c.cycles >= now:
+                break
+            trial = {**chosen, idx: dict(c.params)}
+            if arena(trial) <= cur:
+                chosen = trial
+                break
+    return chosen

@@ -24,6 +24,7 @@ from specializer.kernels.overlap import NONE, first_tap, gap as overlap_gap
 from .common import add_stream, bias_of, clamp_of, finish_stream, pack16, requant_constants, variant_name
 
 TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_s8_dsp.c.in")
+ROWS_TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_rows_s8_dsp.c.in")
 MAX_CLASSES = 9
 INT32 = 1 << 31
 
@@ -116,12 +117,16 @@ def template_args(g, op) -> dict:
     geo = _geometry(g, op)
     lo, hi = clamp_of(op)
     rq, _ = _requant(g, op)
-    ip = bool(dict(op.kernel.variant).get("IP", False)) if op.kernel is not None else False
+    chosen = dict(op.kernel.variant) if op.kernel is not None else {}
+    ip = bool(chosen.get("IP", False))
+    if chosen.get("RW") and rows_ok(geo):
+        return dict(geo, RW=True, IP=False, **rows_args(geo), RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
+                    CLAMP=lo > -128 or hi < 127)
     if ip and can_be_inplace(geo):
         full = (0, geo["KH"], 0, geo["KW"])
         rowpx = geo["IW"] + max(geo["PL"], geo["KW"] - 1 - geo["PL"])  # rows share their border pixels
         winbytes = ((geo["KH"] - 1) * rowpx + geo["IW"] + geo["KW"] - 1) * geo["C"]
-        return dict(geo, IP=True, ROWPX=rowpx, WINBYTES=winbytes, CLASSES=(full,), SEGS=(), ROWSEGS=(), INTERIOR=0,
+        return dict(geo, RW=False, IP=True, ROWPX=rowpx, WINBYTES=winbytes, CLASSES=(full,), SEGS=(), ROWSEGS=(), INTERIOR=0,
                     PAIR=geo["OW"] >= 2, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
     classes, segs = classes_and_segments(geo)
     full = (0, geo["KH"], 0, geo["KW"])
@@ -133,12 +138,97 @@ def template_args(g, op) -> dict:
             rowsegs.append((oy0, oy1, []))
         rowsegs[-1][2].append((ox0, ox1, ci))
     rowsegs = tuple((a, b, tuple(c)) for a, b, c in rowsegs)
-    return dict(geo, IP=False, ROWPX=geo["IW"], CLASSES=classes, SEGS=segs, ROWSEGS=rowsegs, INTERIOR=interior,
+    return dict(geo, RW=False, IP=False, ROWPX=geo["IW"], CLASSES=classes, SEGS=segs, ROWSEGS=rowsegs, INTERIOR=interior,
                 PAIR=pair,
                 RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
 
 
+ROW_CHUNK = 5  # rows variant: output columns whose accumulators are live at once
+ROW_LOADS = 2  # rows variant: window words loaded in one run before their multiply-accumulates
+
+
+def rows_ok(geo: dict) -> bool:
+    """The rows variant unrolls a whole output row per channel: kept to moderate widths and kernels."""
+    return geo["KH"] <= 7 and geo["KW"] <= 7 and geo["OW"] <= 128 and geo["IW"] <= 256
+
+
+def rows_args(geo: dict) -> dict:
+    """Template arguments of the rows variant (see depthwise_rows_s8_dsp.c.in): the window word layout, the
+    transposition's word list and, per chunk of output columns, the loads and multiply-accumulates of one row."""
+    kh, kw, sw, dw, pl, iw, ow = geo["KH"], geo["KW"], geo["SW"], geo["DW"], geo["PL"], geo["IW"], geo["OW"]
+    ring = (kh - 1) * geo["DH"] + 1
+    nq = (ow - 1) * sw + (kw - 1) * dw + 1  # window positions read; position q holds input column q - PL
+    nw = (nq + 1) // 2
+    nk = max(1, kw - 1)
+    tr = []
+    for j in range(nw):
+        lo, hi = 2 * j - pl, 2 * j + 1 - pl
+        lo, hi = (lo if 0 <= lo < iw else -1), (hi if 0 <= hi < iw else -1)
+        if lo >= 0 or hi >= 0:
+            tr.append((j, lo, hi))
+
+    def items(ox):
+        out, kx = [], 0
+        while kx < kw:
+            q = ox * sw + kx * dw
+            if dw == 1 and q % 2 == 0 and kx + 1 < kw:
+                out.append((ox, q // 2, "d", kx, ""))
+                kx += 2
+            else:
+                ki, khalf = (kx, "b") if (kx <= kw - 2 or kw == 1) else (kw - 2, "t")
+                out.append((ox, q // 2, "s", ki, ("b" if q % 2 == 0 else "t") + khalf))
+                kx += 1
+        return out
+
+    n = -(-ow // ROW_CHUNK)
+    bounds = [round(i * ow / n) for i in range(n + 1)]
+    chunks = []
+    for c0, c1 in zip(bounds, bounds[1:]):
+        its = [it for ox in range(c0, c1) for it in items(ox)]
+        words = sorted({it[1] for it in its})
+        groups = []
+        for i in range(0, len(words), ROW_LOADS):
+            ws = tuple(words[i:i + ROW_LOADS])
+            groups.append((ws, tuple(it for it in its if it[1] in ws)))
+        chunks.append((c0, c1, tuple(sorted({it[3] for it in its})), tuple(groups)))
+    # Output row oy needs input rows oy*SH - PT .. oy*SH - PT + RING - 1; before the first, rows up to
+    # RING - SH - PT - 1 are brought in (PRE of them), then each output row brings SH more (fewer when SH > RING:
+    # rows no output reads are skipped). In a step of RING output rows (oy a multiple of RING) the slots are fixed.
+    sh, pt = geo["SH"], geo["PT"]
+    pre = max(0, min(ring - sh - pt, geo["IH"]))
+    steps = []
+    for r in range(min(ring, geo["OH"])):
+        new = tuple((r * sh + ring - sh - pt + j, (r * sh + ring - sh - pt + j) % ring)
+                    for j in range(max(0, sh - ring), sh))
+        steps.append((r, (r * sh - pt) % ring, new))
+    return dict(RING=ring, NW=nw, NK=nk, SLOT=4 * nw, TR=tuple(tr), CHUNKS=tuple(chunks), PRE=pre,
+                STEPS=tuple(steps), ZPROW=(geo["OH"] - 1) * sh - pt + ring - 1 >= geo["IH"])
+
+
+def _row_weights(w: np.ndarray, kh: int, kw: int) -> list:
+    """Per channel (w: taps x 1): per kernel row the words (k_i, k_i+1), i < KW-1 ((k0, 0) when KW == 1)."""
+    out = []
+    k = w.reshape(kh, kw)
+    for ky in range(kh):
+        if kw == 1:
+            out.append(pack16(k[ky, :1], np.zeros(1, dtype=np.int64)))
+        else:
+            out.append(pack16(k[ky, :-1], k[ky, 1:]))
+    return out
+
+
 def build_stream(g, op, args: dict) -> np.ndarray:
+    if args.get("RW"):
+        rq, _ = _requant(g, op)
+        scale = 2 if rq.mode == "fast" else 1
+        bias, w = _folded(g, op, scale)
+        parts = []
+        for c in range(w.shape[1]):
+            parts.append(bias[c:c + 1])
+            parts += _row_weights(w[:, c], args["KH"], args["KW"])
+            parts += rq.channels(c, c + 1)
+        return finish_stream(parts)
+
     rq, _ = _requant(g, op)
     scale = 2 if rq.mode == "fast" else 1
     bias, w = _folded(g, op, scale)
@@ -158,6 +248,11 @@ def reorder(g, op):
 
 
 def variant(args: dict) -> str:
+    if args["RW"]:
+        return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
+                            d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
+                            p=f"{args['PT']}x{args['PL']}", c=args["C"], w=args["IW"], rw="",
+                            rq=args["RQ"][0]) + "__dsp"
     return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
                         p=f"{args['PT']}x{args['PL']}", c=args["C"], cls=len(args["CLASSES"]),
@@ -176,23 +271,42 @@ def variants(g, op) -> list:
     if can_be_inplace(geo):
         copies = geo["B"] * geo["OH"] * geo["KH"] * (geo["IW"] + geo["KW"] - 1) * geo["C"] * 0.6
         out.append(Variant({"IP": True}, base + copies, 0, inplace=True))
+    if rows_ok(geo):
+        out.append(Variant({"RW": True}, rows_cycles(geo), 0, inplace=can_be_inplace(geo)))
     return out
+
+
+def rows_cycles(geo: dict) -> float:
+    """Estimated cycles of the rows variant: per channel and output row, the window loads, the multiply-
+    accumulates and ~7 cycles per output for requantization and store; the transposition of each input row."""
+    a = rows_args(geo)
+    per_row = 0.0
+    for _, _, ks, groups in a["CHUNKS"]:
+        loads = sum(len(ws) + 1 for ws, _ in groups) + len(ks)
+        macs = sum(len(its) for _, its in groups)
+        per_row += geo["KH"] * (loads + macs + 2)
+    per_row += geo["OW"] * 7 + 6
+    trans = len(a["TR"]) * 16 + 10
+    return geo["B"] * (geo["C"] * geo["OH"] * per_row + geo["C"] // 4 * geo["IH"] * trans)
 
 
 def scratch_bytes(g, op) -> int:
     a = template_args(g, op)
+    if a["RW"]:
+        return 4 * a["RING"] * a["SLOT"]
     return a["WINBYTES"] if a["IP"] else 0
 
 
 def inplace(g, op) -> tuple:
-    return (0,) if template_args(g, op)["IP"] else ()
+    a = template_args(g, op)
+    return (0,) if a["IP"] or (a["RW"] and can_be_inplace(a)) else ()
 
 
 def overlap(g, op) -> tuple:
     """Out-of-place variant: pixels are visited in raster order (pairs of interior pixels together), each
     pixel's channel groups read then written in turn; the output may overlap the input at `overlap.gap(own=True)`."""
     a = template_args(g, op)
-    if a["IP"]:
+    if a["IP"] or a["RW"]:
         return ()
     ih, iw, c = a["IH"], a["IW"], a["C"]
 
@@ -216,9 +330,9 @@ def overlap(g, op) -> tuple:
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
-    fn = ctx.fn(variant=variant(args), **args)
+    fn = ctx.fn(template=ROWS_TEMPLATE if args["RW"] else None, variant=variant(args), **args)
     x, y = ctx.inp(0), ctx.out()
-    extra = f", {ctx.scratch('int8_t')}" if args["IP"] else ""
+    extra = f", {ctx.scratch('int8_t')}" if args["IP"] else f", {ctx.scratch('int32_t')}" if args["RW"] else ""
     ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {x.quant.zero_point[0]}, "
              f"{y.quant.zero_point[0]}{extra});")
 
