@@ -15,7 +15,8 @@ How it works
 5. In place: while the step with the most live bytes is a layer with an in-place variant (its output may take
    its dying input's bytes), that variant is taken if it lowers that step.
 6. The real plan has the last word: a candidate of no more flash that needs less scratch or may share its input's
-   bytes is taken where the planned arena (`plan_memory`, with in-place and chasing overlaps) gets smaller.
+   bytes is taken where the planned arena (`plan_memory`, with in-place and chasing overlaps) gets smaller, as
+   long as these swaps together cost at most ARENA_CYCLE_SLACK (5%) of the estimated cycles.
 7. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
@@ -104,6 +105,7 @@ def _keep_peak_ram(g: Graph, cands, pick, chosen):
     return out
 
 
+ARENA_CYCLE_SLACK = 0.05  # the real-plan swaps together give up at most 5% of the variants' estimated cycles
 RAM_CYCLE_SLACK = 0.10  # a layer gives up at most 10% of its (estimated) cycles to keep the arena at its peak
 
 
@@ -237,6 +239,11 @@ def _lower_arena(g: Graph, cands, pick, chosen):
         return plan_memory(_applied(g, ch)).memory_plan.arena_size
 
     cur = arena(chosen)
+
+    def cycles_of(idx, params):
+        return next((c.cycles for c in dict(cands)[idx] if dict(c.params) == params), 0.0)
+
+    spare = ARENA_CYCLE_SLACK * sum(cycles_of(idx, chosen[idx]) for idx, _ in cands)
     for _ in range(len(cands)):
         best = None
         for idx, cs in cands:
@@ -248,11 +255,14 @@ def _lower_arena(g: Graph, cands, pick, chosen):
                 t = _ram_traits(g, op, c.params)
                 if not (t[0] < have[0] or (t[1] and not have[1]) or (t[2] and not have[2])):
                     continue
+                if c.cycles - cycles_of(idx, chosen[idx]) > spare:
+                    continue
                 a = arena({**chosen, idx: dict(c.params)})
                 if a < cur and (best is None or (a, c.cycles) < (best[0], best[3])):
                     best = (a, idx, dict(c.params), c.cycles)
         if best is None:
             break
+        spare -= best[3] - cycles_of(best[1], chosen[best[1]])
         cur = best[0]
         chosen = {**chosen, best[1]: best[2]}
     # a swap may have made an earlier one unnecessary: give back the faster variants that keep the arena

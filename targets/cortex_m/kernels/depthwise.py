@@ -144,6 +144,7 @@ def template_args(g, op) -> dict:
 
 
 ROW_CHUNK = 5  # rows variant: output columns whose accumulators are live at once
+ROW_UNROLL_MAX_OW = 8  # rows variant: the 4 channels of a group unrolled in the row function up to this width
 ROW_LOADS = 2  # rows variant: window words loaded in one run before their multiply-accumulates
 
 
@@ -201,7 +202,7 @@ def rows_args(geo: dict) -> dict:
         new = tuple((r * sh + ring - sh - pt + j, (r * sh + ring - sh - pt + j) % ring)
                     for j in range(max(0, sh - ring), sh))
         steps.append((r, (r * sh - pt) % ring, new))
-    return dict(RING=ring, NW=nw, NK=nk, SLOT=4 * nw, TR=tuple(tr), CHUNKS=tuple(chunks), PRE=pre,
+    return dict(UNROLL4=ow <= ROW_UNROLL_MAX_OW, RING=ring, NW=nw, NK=nk, SLOT=4 * nw, TR=tuple(tr), CHUNKS=tuple(chunks), PRE=pre,
                 STEPS=tuple(steps), ZPROW=(geo["OH"] - 1) * sh - pt + ring - 1 >= geo["IH"])
 
 
