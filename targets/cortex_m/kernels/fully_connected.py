@@ -5,6 +5,10 @@ How it works
    (bias - zp_in * sum(w)) fits int32.
 2. The stream per block of RB rows: folded biases, the int8 weight words in the order the kernel loads them,
    tail weights for a depth that is not a multiple of 4, then the requantization constants.
+3. XT (the default where 256 x the accumulator bound fits int32): the input row is transformed once into the
+   scratch and the raw weight words meet it in SMLADs (no weight unpacking; fully_connected_xt_s8_dsp.c.in):
+   the stream then holds 256 (folded bias + 127 * the row's odd-position weights), the weight bytes of even
+   positions offset by 128, and the tail weights x256.
 """
 from __future__ import annotations
 
@@ -19,7 +23,9 @@ from .common import (POS, add_stream, bias_of, clamp_of, finish_stream, input_sp
                      requant_constants, variant_name)
 
 TEMPLATE = str(Path(__file__).resolve().parent / "fully_connected_s8_dsp.c.in")
+XT_TEMPLATE = str(Path(__file__).resolve().parent / "fully_connected_xt_s8_dsp.c.in")
 INT32 = 1 << 31
+XT_LIMIT = 1 << 23  # the XT form keeps 256 x the accumulator in an int32
 
 
 def _parts(g, op):
@@ -57,7 +63,17 @@ def template_args(g, op) -> dict:
     lo, hi = clamp_of(op)
     _, _, rq = _parts(g, op)
     return dict(N=x.size // k, K=k, R=r, **default_variant(k, r), RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
-                CLAMP=lo > -128 or hi < 127, POS=POS, UNIFORM=_uniform(rq))
+                CLAMP=lo > -128 or hi < 127, POS=POS, UNIFORM=_uniform(rq), XT=_xt_ok(g, op))
+
+
+def _xt_ok(g, op) -> bool:
+    """The XT form (fully_connected_xt_s8_dsp.c.in): at least two input words, and 256 x every reachable
+    accumulator (bias folded, raw inputs) inside int32, the per-row start constant too."""
+    wq, folded, _ = _parts(g, op)
+    if wq.shape[1] < 8:
+        return False
+    bound = np.abs(folded) + 128 * np.abs(wq).sum(axis=1)
+    return bool(np.all(bound < XT_LIMIT))
 
 
 def _uniform(rq):
@@ -77,10 +93,17 @@ def build_stream(g, op, args: dict) -> np.ndarray:
     for r0 in range(0, r, rb):
         r1 = min(r0 + rb, r)
         n = r1 - r0
-        parts.append(folded[r0:r1])
         blk = wq[r0:r1, :k4].reshape(n, k4 // 4, 4)
-        parts.append(interleave(pack8(blk[..., 0], blk[..., 1], blk[..., 2], blk[..., 3]).astype(np.int64)))
-        parts.append(wq[r0:r1, k4:].T.reshape(-1))
+        if args["XT"]:
+            odd = wq[r0:r1, 1:k4:2].sum(axis=1)
+            parts.append(256 * (folded[r0:r1] + 127 * odd))
+            parts.append(interleave(pack8(blk[..., 0] + 128, blk[..., 1], blk[..., 2] + 128,
+                                          blk[..., 3]).astype(np.int64)))
+            parts.append(256 * wq[r0:r1, k4:].T.reshape(-1))
+        else:
+            parts.append(folded[r0:r1])
+            parts.append(interleave(pack8(blk[..., 0], blk[..., 1], blk[..., 2], blk[..., 3]).astype(np.int64)))
+            parts.append(wq[r0:r1, k4:].T.reshape(-1))
         if args["UNIFORM"] is None:
             parts += rq.channels(r0, r1)
     return finish_stream(parts)
@@ -92,17 +115,24 @@ def reorder(g, op):
 
 def variant(args: dict) -> str:
     return variant_name(n=args["N"], k=args["K"], r=args["R"], b=args["RB"], u=args["UNROLL"],
-                        rq=args["RQ"][0]) + "__dsp"
+                        xt="" if args["XT"] else None, rq=args["RQ"][0]) + "__dsp"
+
+
+def scratch_bytes(g, op) -> int:
+    a = template_args(g, op)
+    return 2 * (a["K"] // 4 * 4) if a["XT"] else 0
 
 
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
-    fn = ctx.fn(variant=variant(args), **args)
+    fn = ctx.fn(template=XT_TEMPLATE if args["XT"] else None, variant=variant(args), **args)
     x, y = ctx.inp(0), ctx.out()
-    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {y.quant.zero_point[0]});")
+    extra = f", {ctx.scratch('int32_t')}" if args["XT"] else ""
+    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {y.quant.zero_point[0]}{extra});")
 
 
 ENTRY = KernelEntry(name="fully_connected_s8_dsp", ops=("FULLY_CONNECTED",), template=TEMPLATE, emit=emit,
-                    reject=reject, template_args=template_args, priority=10, generic=False,
+                    reject=reject, template_args=template_args, scratch_bytes=scratch_bytes, priority=10,
+                    generic=False,
                     requires=frozenset({"dsp"}), reorder=reorder)
