@@ -38,17 +38,31 @@ class Variant:
     cycles: float  # estimated cycles of the layer
     flash: int  # bytes of the layer's constant stream
     inplace: bool = False  # the output may take its input's bytes (the kernel keeps what it still needs)
+    code: int = 0  # the part of `flash` that is code, shared by layers of equal shape (counted once per group)
+
+
+def _share_key(g: Graph, op):
+    """Layers with equal keys get equal kernel functions for equal variants (their code is emitted once)."""
+    return (op.kernel.entry, op.kind, tuple(g.t(t).shape for t in op.inputs if t is not None and t >= 0),
+            tuple(g.t(t).shape for t in op.outputs), repr(op.attrs))
 
 
 def _candidates(g: Graph):
     out = []
+    groups: dict = {}
+    for op in g.ops:
+        if op.kernel is not None and registry.entry_by_name(op.kernel.entry).variants is not None:
+            k = _share_key(g, op)
+            groups[k] = groups.get(k, 0) + 1
     for op in g.ops:
         if op.kernel is None:
             continue
         e = registry.entry_by_name(op.kernel.entry)
         if e.variants is None:
             continue
-        cands = list(e.variants(g, op))
+        n = groups[_share_key(g, op)]
+        cands = [dataclasses.replace(c, flash=c.flash - c.code + (c.code + n - 1) // n) if c.code and n > 1 else c
+                 for c in e.variants(g, op)]
         if len(cands) > 1:
             out.append((op.index, cands))
     return out
@@ -62,8 +76,8 @@ def default_budget(g: Graph) -> int:
     return total_small + max(EXTRA_MIN, int(total_small * EXTRA_FRACTION))
 
 
-EXTRA_MIN = 32 * 1024  # a small model may take all its fast variants
-EXTRA_FRACTION = 0.08  # a large one grows by at most 8% of its smallest streams and code
+EXTRA_MIN = 40 * 1024  # a small model may take all its fast variants
+EXTRA_FRACTION = 0.12  # a large one grows by at most 12% of its smallest streams and code
 
 
 def _with_variant(op, params):

@@ -92,3 +92,26 @@ def test_rows_depthwise_host_twins(tmp_path, sweep):
         bad = compare(mb.build(), random_inputs(rng, specs), tmp_path / f"o{m}", target="cortex-m4",
                       prefer={"RW": True})
         assert not bad, f"not bit-exact: {bad[:3]}"
+
+
+def test_x8_conv_host_twins(tmp_path, sweep):
+    """Convolutions with the x8 weight format (raw int8 weight words, A/B columns, zero point in the bias),
+    im2col and rows, with padding and strides, under ASan."""
+    from spz_randlayers import random_model
+
+    rng = np.random.default_rng(74)
+    n = sweep(24)
+    for m in range((n + 11) // 12):
+        model, specs, descs = random_model(rng, min(12, n - 12 * m), ("conv",))
+        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{m}", target="cortex-m4",
+                      prefer={"WFMT": "x8"})
+        assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+
+
+def test_ring_conv_host_twins(tmp_path):
+    """Convolutions with the ring row buffer under ASan (slot copies, padded rows, strides)."""
+    rng = np.random.default_rng(75)
+    model, specs, descs = random_model(rng, 12, ("conv",))
+    bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", target="cortex-m4",
+                  prefer={"RING": True})
+    assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])

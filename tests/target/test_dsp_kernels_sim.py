@@ -104,6 +104,22 @@ def test_dsp_depthwise_rows_in_simulator(tmp_path, sweep):
     assert placed, "no rows depthwise was placed in place"
 
 
+def test_dsp_conv_x8_in_simulator(tmp_path, sweep):
+    """Convolutions in the x8 weight format (raw int8 weight words meeting A/B columns) wherever it applies:
+    im2col and rows, padding, strides, dilations, hostile quantization (the 256x bound falls back)."""
+    n = sweep(48)
+    done, _ = _run(tmp_path, 65, n, ("conv",), prefer={"WFMT": "x8"})
+    assert done == n
+
+
+def test_dsp_conv_ring_in_simulator(tmp_path, sweep):
+    """Convolutions whose row buffer is a ring (each input row converted once, the KH rows of an output row in
+    consecutive slots), int16, int8 and x8 weights, any stride and padding."""
+    n = sweep(36)
+    done, _ = _run(tmp_path, 67, n, ("conv",), prefer={"RING": True})
+    assert done == n
+
+
 def test_chasing_overlaps_in_simulator(tmp_path, sweep):
     """Every legal chasing overlap taken (convolutions, depthwise, pooling writing over the input bytes no later
     pixel reads) and every in-place placement: bit-exact in the simulator."""

@@ -70,7 +70,7 @@ def _geometry(g, op) -> dict:
 
 def _layout(geo: dict, im: str, wfmt: str) -> dict:
     """Column layout of a variant: words per run and pixel, run offsets, pixel-pair distance, row buffer."""
-    i8 = wfmt == "i8"
+    i8 = wfmt in ("i8", "x8")
     runw = (geo["RUN"] + 1) // 2
     runw += runw % 2 if i8 else 0
     ic, kw = geo["IC"], geo["KW"]
@@ -119,6 +119,20 @@ def default_variant(geo: dict, wfmt: str = "i16", im: str = "im2col", full: bool
     return dict(WFMT=wfmt, IM=im, OCB=min(4 if wfmt == "i16" else 2, geo["OC"]), UNROLL=max(unroll, 1))
 
 
+X8_LIMIT = 1 << 23  # the x8 form keeps 256 x the accumulator in an int32
+
+
+def x8_ok(g, op, geo: dict) -> bool:
+    """The x8 weight format (raw int8 weight words, columns in the A/B form, zero point in the bias): input
+    channels a multiple of 4, and 256 x every reachable accumulator (raw inputs, folded bias) inside int32."""
+    if geo["IC"] % 4:
+        return False
+    w = _weights_ohwi(g, op).reshape(geo["OC"], -1)
+    zp = g.t(op.inputs[0]).quant.zero_point[0]
+    folded = bias_of(g, op, geo["OC"]) - zp * w.sum(axis=1)
+    return bool(np.all(np.abs(folded) + 128 * np.abs(w).sum(axis=1) + 127 * np.abs(w).sum(axis=1) < X8_LIMIT))
+
+
 FULL_UNROLL = 96  # default limit of a fully unrolled column (steps)
 MAX_FULL_UNROLL = 288  # beyond this, full unrolling is not even offered
 LOOP_UNROLL = 24
@@ -128,7 +142,7 @@ def code_bytes(geo: dict, var: dict) -> int:
     """Rough flash of the kernel's code (two GEMM functions, conversion, driver): ~3.3 bytes per instruction."""
     lay = _layout(geo, var["IM"], var["WFMT"])
     steps = sum(min(w // lay["WSTEP"], var["UNROLL"]) + (w // lay["WSTEP"]) % var["UNROLL"] for _, w in lay["SEGS"])
-    per_step = 14 if var["WFMT"] == "i16" else 18
+    per_step = {"i16": 14, "i8": 18, "x8": 16}[var["WFMT"]]
     gemm = steps * per_step + 80
     return int(3.3 * (gemm * (1.6 if geo["NPIX"] % 2 or geo["OW"] % 2 else 1.0) + 150))
 
@@ -139,11 +153,13 @@ def template_args(g, op) -> dict:
     chosen = dict(op.kernel.variant) if op.kernel is not None else {}
     var = default_variant(geo, chosen.get("WFMT", "i16"), chosen.get("IM", "im2col"))
     var.update(chosen)
+    var["RING"] = bool(var.get("RING", False)) and var["IM"] == "rows" and geo["DH"] == 1
     var["OCB"] = min(var["OCB"], geo["OC"])
     rq = _requant(g, op)
     lay = {k: v for k, v in _layout(geo, var["IM"], var["WFMT"]).items() if k not in var}
     lay["PARTS"] = k_parts(lay["SEGS"], lay["WSTEP"], var["UNROLL"])
-    return dict(geo, **var, **lay, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
+    nslot = (2 * geo["KH"] - 1) if var["RING"] else geo["KH"]
+    return dict(geo, **var, **lay, NSLOT=nslot, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
                 NFULL=geo["OC"] // var["OCB"], TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS)
 
 
@@ -187,18 +203,25 @@ def column_sources(geo: dict) -> list:
 def build_stream(g, op, args: dict) -> np.ndarray:
     w = _weights_ohwi(g, op)
     oc = w.shape[0]
-    i8 = args["WFMT"] == "i8"
+    i8 = args["WFMT"] in ("i8", "x8")
     scale = 2 if (args["RQ"] == "fast" and not i8) else 1
     src = column_sources(args)
     cols = np.zeros((oc, len(src)), dtype=np.int64)
     for q, s in enumerate(src):
         if s is not None:
             cols[:, q] = scale * w[:, s[0], s[1], s[2]]
-    if i8:  # one word per two column words: bytes (q0, q2, q1, q3) so SXTB16 / SXTB16-ROR#8 give (q0, q1), (q2, q3)
+    if args["WFMT"] == "x8":  # the input bytes' order (q0, q2, q1, q3), the first and third offset by 128
+        words = pack8(cols[:, 0::4] + 128, cols[:, 2::4], cols[:, 1::4] + 128, cols[:, 3::4]).astype(np.int64)
+    elif i8:  # one word per two column words: bytes (q0, q2, q1, q3) so SXTB16 / SXTB16-ROR#8 give (q0, q1), (q2, q3)
         words = pack8(cols[:, 0::4], cols[:, 2::4], cols[:, 1::4], cols[:, 3::4]).astype(np.int64)
     else:
         words = pack16(cols[:, 0::2], cols[:, 1::2]).astype(np.int64)  # (oc, NP)
     bias = scale * bias_of(g, op, oc)
+    if args["WFMT"] == "x8":  # 256 (bias - zp sum(w) + 127 * the weights of inputs 1 and 3 of each group)
+        zp = g.t(op.inputs[0]).quant.zero_point[0]
+        wf = w.reshape(oc, -1)
+        bias = 256 * (bias_of(g, op, oc) - zp * wf.sum(axis=1) + 127 * (cols[:, 2::4].sum(axis=1) +
+                                                                        cols[:, 3::4].sum(axis=1)))
     rq = _requant(g, op)
     parts = []
     ocb = args["OCB"]
@@ -216,14 +239,15 @@ def reorder(g, op):
 
 def scratch_bytes(g, op) -> int:
     a = template_args(g, op)
-    return a["KH"] * a["RWB"] if a["IM"] == "rows" else 2 * 4 * a["NP"]
+    return a["NSLOT"] * a["RWB"] if a["IM"] == "rows" else 2 * 4 * a["NP"]
 
 
 def variant(args: dict) -> str:
     return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
                         p=f"{args['PT']}x{args['PL']}", c=f"{args['IC']}x{args['OC']}",
-                        b=f"2x{args['OCB']}", w=args["WFMT"], u=args["UNROLL"], rq=args["RQ"][0]) + "__dsp"
+                        b=f"2x{args['OCB']}", w=args["WFMT"], u=args["UNROLL"], ring="" if args["RING"] else None,
+                        rq=args["RQ"][0]) + "__dsp"
 
 
 def variants(g, op) -> list:
@@ -236,23 +260,34 @@ def variants(g, op) -> list:
     outs = pixels * geo["OC"]
     params = 16 * geo["OC"]
     out = []
+    x8 = x8_ok(g, op, geo)
     for im in ("im2col", "rows"):
-        for wfmt in ("i16", "i8"):
+        for wfmt in ("i16", "i8", "x8") if x8 else ("i16", "i8"):
             lay = _layout(geo, im, wfmt)
             total = lay["NP"] // lay["WSTEP"]
             for full in ((True, False) if total <= MAX_FULL_UNROLL else (False,)):
                 var = default_variant(geo, wfmt, im, full)
                 macs = outs * lay["NP"] * 2  # including the zero-weight pads the kernel multiplies
-                cyc = macs * (1.0 if wfmt == "i16" else 1.25) + outs * (12.0 if wfmt == "i16" else 13.0)
+                cyc = macs * {"i16": 1.0, "i8": 1.25, "x8": 1.13}[wfmt] + outs * (12.0 if wfmt == "i16" else 13.0)
+                if wfmt == "x8":  # the per-pixel sum over the column
+                    cyc += pixels * lay["NP"] * 1.5
                 if not full:  # spills and loop control per looped body
                     cyc += (outs / var["OCB"]) * (total / var["UNROLL"]) * 25
                 if im == "im2col":
                     cyc += pixels * lay["NP"] * 2.5
                 else:  # KH rows converted per output row; single pixels at odd row ends run ~1.4x per MAC
-                    cyc += geo["B"] * geo["OH"] * geo["KH"] * geo["IW"] * geo["IC"] * 1.25
                     cyc += geo["B"] * geo["OH"] * (geo["OW"] % 2) * geo["OC"] * lay["NP"] * 2 * 0.4
-                flash = 4 * geo["OC"] * total + params + code_bytes(geo, var)
-                out.append(Variant(dict(var), cyc, flash))
+                    conv_rows = geo["B"] * geo["OH"] * geo["KH"] * geo["IW"] * geo["IC"] * 1.25
+                    if geo["DH"] == 1 and geo["KH"] > 1:  # RING: each input row once, plus the copies
+                        rows_in = geo["B"] * min(geo["IH"], geo["OH"] * max(geo["SH"], geo["KH"]))
+                        ring = rows_in * (geo["IW"] * geo["IC"] * 1.25 + (2 * geo["IW"] * geo["IC"]) * 0.6)
+                        code = code_bytes(geo, var) + 200
+                        flash = 4 * geo["OC"] * total + params + code
+                        out.append(Variant(dict(var, RING=True), cyc + ring, flash, code=code))
+                    cyc += conv_rows
+                code = code_bytes(geo, var)
+                flash = 4 * geo["OC"] * total + params + code
+                out.append(Variant(dict(var), cyc, flash, code=code))
     return out
 
 

@@ -202,7 +202,7 @@ def rows_args(geo: dict) -> dict:
         new = tuple((r * sh + ring - sh - pt + j, (r * sh + ring - sh - pt + j) % ring)
                     for j in range(max(0, sh - ring), sh))
         steps.append((r, (r * sh - pt) % ring, new))
-    return dict(UNROLL4=ow <= ROW_UNROLL_MAX_OW, RING=ring, NW=nw, NK=nk, SLOT=4 * nw, TR=tuple(tr), CHUNKS=tuple(chunks), PRE=pre,
+    return dict(UNROLL4=ow <= ROW_UNROLL_MAX_OW and kh * kw <= 9, RING=ring, NW=nw, NK=nk, SLOT=4 * nw, TR=tuple(tr), CHUNKS=tuple(chunks), PRE=pre,
                 STEPS=tuple(steps), ZPROW=(geo["OH"] - 1) * sh - pt + ring - 1 >= geo["IH"])
 
 
@@ -268,13 +268,29 @@ def variants(g, op) -> list:
     geo = _geometry(g, op)
     macs = geo["B"] * geo["OH"] * geo["OW"] * geo["C"] * geo["KH"] * geo["KW"]
     base = macs * 3.5
-    out = [Variant({"IP": False}, base, 0)]
+    taps = geo["KH"] * geo["KW"]
+    nhwc_fn = 3.3 * (taps * 10 + 40)  # one unrolled pixel function (4 channels per iteration)
+    classes = len(classes_and_segments(geo)[0])
+    code = int(nhwc_fn * (classes + 1) + 400)
+    out = [Variant({"IP": False}, base, code, code=code)]
     if can_be_inplace(geo):
         copies = geo["B"] * geo["OH"] * geo["KH"] * (geo["IW"] + geo["KW"] - 1) * geo["C"] * 0.6
-        out.append(Variant({"IP": True}, base + copies, 0, inplace=True))
+        code = int(nhwc_fn * 2 + 500)
+        out.append(Variant({"IP": True}, base + copies, code, inplace=True, code=code))
     if rows_ok(geo):
-        out.append(Variant({"RW": True}, rows_cycles(geo), 0, inplace=can_be_inplace(geo)))
+        code = rows_code_bytes(geo)
+        out.append(Variant({"RW": True}, rows_cycles(geo), code, inplace=can_be_inplace(geo), code=code))
     return out
+
+
+def rows_code_bytes(geo: dict) -> int:
+    """Rough code of the rows variant: one row function per ring phase used (its 4 channels unrolled for narrow
+    rows), the transposition and the driver, ~3.3 bytes per instruction."""
+    a = rows_args(geo)
+    per_channel = sum(geo["KH"] * (len(ks) + sum(len(ws) + len(its) for ws, its in groups))
+                      for _, _, ks, groups in a["CHUNKS"]) + geo["OW"] * 6 + 12
+    phases = len({st[1] for st in a["STEPS"]})
+    return int(3.3 * (phases * per_channel * (4 if a["UNROLL4"] else 1) + len(a["TR"]) * 14 + 120))
 
 
 def rows_cycles(geo: dict) -> float:

@@ -51,9 +51,15 @@ def reject(g, op, core):
     return None
 
 
+SMALL_MACS = 4096  # below this many MACs per input row a layer's cycles do not pay for unrolled code
+
+
 def default_variant(k: int, r: int) -> dict:
     words = k // 4
-    unroll = words if words <= 16 else (8 if words % 8 == 0 else 4)
+    if r * k < SMALL_MACS:
+        unroll = min(words, 4)
+    else:
+        unroll = words if words <= 16 else (8 if words % 8 == 0 else 4)
     return dict(RB=min(6, r), UNROLL=max(unroll, 1))
 
 
