@@ -16,7 +16,7 @@ How it works
    its dying input's bytes), that variant is taken if it lowers that step.
 6. The real plan has the last word: a candidate of no more flash that needs less scratch or may share its input's
    bytes is taken where the planned arena (`plan_memory`, with in-place and chasing overlaps) gets smaller, as
-   long as these swaps together cost at most ARENA_CYCLE_SLACK (5%) of the estimated cycles.
+   long as these swaps together cost at most ARENA_CYCLE_SLACK (5%, issue 7's bound) of the estimated cycles.
 7. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
@@ -258,27 +258,32 @@ def _lower_arena(g: Graph, cands, pick, chosen):
         return next((c.cycles for c in dict(cands)[idx] if dict(c.params) == params), 0.0)
 
     spare = ARENA_CYCLE_SLACK * sum(cycles_of(idx, chosen[idx]) for idx, _ in cands)
+    # layers of equal shape may set the peak together: a swap is tried on the layer alone and on its whole group
+    key_of = {idx: _share_key(g, g.op_by_index(idx)) for idx, _ in cands}
     for _ in range(len(cands)):
         best = None
         for idx, cs in cands:
             op = g.op_by_index(idx)
             have = _ram_traits(g, op, chosen[idx])
+            group = [j for j, _ in cands if key_of[j] == key_of[idx] and chosen[j] == chosen[idx]]
             for c in cs:
                 if dict(c.params) == chosen[idx] or c.flash > cs[pick[idx]].flash:
                     continue
                 t = _ram_traits(g, op, c.params)
                 if not (t[0] < have[0] or (t[1] and not have[1]) or (t[2] and not have[2])):
                     continue
-                if c.cycles - cycles_of(idx, chosen[idx]) > spare:
-                    continue
-                a = arena({**chosen, idx: dict(c.params)})
-                if a < cur and (best is None or (a, c.cycles) < (best[0], best[3])):
-                    best = (a, idx, dict(c.params), c.cycles)
+                for members in ([idx], group) if len(group) > 1 else ([idx],):
+                    extra = (c.cycles - cycles_of(idx, chosen[idx])) * len(members)
+                    if extra > spare:
+                        continue
+                    a = arena({**chosen, **{j: dict(c.params) for j in members}})
+                    if a < cur and (best is None or (a, extra) < (best[0], best[3])):
+                        best = (a, members, dict(c.params), extra)
         if best is None:
             break
-        spare -= best[3] - cycles_of(best[1], chosen[best[1]])
+        spare -= best[3]
         cur = best[0]
-        chosen = {**chosen, best[1]: best[2]}
+        chosen = {**chosen, **{j: best[2] for j in best[1]}}
     # a swap may have made an earlier one unnecessary: give back the faster variants that keep the arena
     for idx, cs in sorted(cands, key=lambda ic: -max(c.cycles for c in ic[1])):
         faster = sorted((c for c in cs if c.flash <= cs[pick[idx]].flash and dict(c.params) != chosen[idx]),
