@@ -31,6 +31,9 @@ class RequantPlan:
     a: np.ndarray  # m or multiplier, per channel (int64 values that fit int32)
     b: np.ndarray  # k or shift
     c: Optional[np.ndarray]  # e (fast only)
+    # channels whose output is one constant for every reachable accumulator (`requant_plan`'s acc_range): their
+    # constants give it from m = 0 whatever the accumulator, so a kernel may zero their bias and weights
+    const: Optional[np.ndarray] = None
 
     def channels(self, lo: int, hi: int) -> list[np.ndarray]:
         """The constants of channels lo..hi-1 in the order a kernel's stream stores them: a, b (and c)."""
@@ -42,13 +45,34 @@ def per_channel(values: Sequence[int], n: int) -> np.ndarray:
     return np.broadcast_to(v, (n,)).copy() if v.size == 1 else v
 
 
-def requant_constants(op: Op, acc_bound: np.ndarray, out_zp: int) -> RequantPlan:
+def requant_constants(op: Op, acc_bound: np.ndarray, out_zp: int, acc_range=None) -> RequantPlan:
     """`requant_plan` for an op whose `op.requant` is a ChannelRequant (conv, depthwise, fully connected)."""
     n = len(acc_bound)
-    return requant_plan(per_channel(op.requant.multiplier, n), per_channel(op.requant.shift, n), acc_bound, out_zp)
+    lo, hi = tuple(op.clamp) if op.clamp is not None else (-128, 127)
+    return requant_plan(per_channel(op.requant.multiplier, n), per_channel(op.requant.shift, n), acc_bound, out_zp,
+                        acc_range=acc_range, clamp=(lo, hi))
 
 
-def requant_plan(mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, out_zp: int) -> RequantPlan:
+def constant_channels(mult, shift, acc_range, out_zp: int, clamp) -> tuple[np.ndarray, np.ndarray]:
+    """(mask, value): channels (with a right shift and a multiplier >= 0, where TFLite's requantization is
+    monotonic in the accumulator) whose clamped output is the same at both ends of the accumulator range."""
+    from specializer.quant import mbqm
+
+    lo_acc, hi_acc = acc_range
+    mask = np.zeros(len(mult), dtype=bool)
+    value = np.zeros(len(mult), dtype=np.int64)
+    for ch in range(len(mult)):
+        if mult[ch] < 0 or shift[ch] > 0:
+            continue
+        ys = [min(max(mbqm(int(a), int(mult[ch]), int(shift[ch])) + out_zp, clamp[0]), clamp[1])
+              for a in (lo_acc[ch], hi_acc[ch])]
+        if ys[0] == ys[1]:
+            mask[ch], value[ch] = True, ys[0]
+    return mask, value
+
+
+def requant_plan(mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, out_zp: int, acc_range=None,
+                 clamp=(-128, 127)) -> RequantPlan:
     """Per-channel requantization constants for an accumulator whose |value| is at most `acc_bound[c]`.
 
     The fast form needs, for every channel: multiplier in [2^30, 2^31), shift <= -1 (a right shift e >= 1),
@@ -57,6 +81,17 @@ def requant_plan(mult: np.ndarray, shift: np.ndarray, acc_bound: np.ndarray, out
     mult = np.asarray(mult, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
     bound = np.asarray(acc_bound, dtype=np.int64)
+    if acc_range is not None:  # constant channels: the kernel zeroes their bias and weights (accumulator 0)
+        const, value = constant_channels(mult, shift, acc_range, out_zp, clamp)
+        if const.any():
+            plan = requant_plan(np.where(const, 0, mult), np.where(const, -1, shift),
+                                np.where(const, 0, bound), out_zp)
+            if plan.mode == "fast":  # m = 0: (k + sign) >> 1 with k = 1 + 2 y
+                return dataclasses.replace(plan, b=np.where(const, 1 + 2 * value, plan.b),
+                                           c=np.where(const, 1, plan.c), const=const)
+            if plan.mode == "wide":  # m = 0: (k >> 1) + out_zp with k = 2 (y - out_zp)
+                return dataclasses.replace(plan, b=np.where(const, 2 * (value - out_zp), plan.b),
+                                           c=np.where(const, 1, plan.c), const=const)
     # A channel whose output is out_zp for every reachable accumulator (multiplier 0, or a right shift that
     # rounds every |SRDHM(acc, m)| <= bound * m / 2^31 + 1 to 0) gets m = 0, e = 1, k = 1 + 2 out_zp:
     # (k + sign) >> 1 = out_zp.

@@ -100,9 +100,20 @@ def _acc_bound(g, op) -> np.ndarray:
     return np.abs(bias_of(g, op, w.shape[0])) + span * np.abs(w).reshape(w.shape[0], -1).sum(axis=1)
 
 
+def _acc_range(g, op) -> tuple[np.ndarray, np.ndarray]:
+    """Per output channel, the smallest and largest accumulator TFLite can reach (bias + sum w (x - zp))."""
+    w = _weights_ohwi(g, op).reshape(_weights_ohwi(g, op).shape[0], -1)
+    zp = g.t(op.inputs[0]).quant.zero_point[0]
+    a, b = w * (-128 - zp), w * (127 - zp)
+    bias = bias_of(g, op, w.shape[0])
+    return bias + np.minimum(a, b).sum(axis=1), bias + np.maximum(a, b).sum(axis=1)
+
+
 def _requant(g, op):
+    """The requantization plan; channels whose output is constant are folded (`common.constant_channels`): the
+    stream then holds zero bias and weights for them."""
     y = g.t(op.outputs[0])
-    return requant_constants(op, _acc_bound(g, op), y.quant.zero_point[0])
+    return requant_constants(op, _acc_bound(g, op), y.quant.zero_point[0], acc_range=_acc_range(g, op))
 
 
 def default_variant(geo: dict, wfmt: str = "i16", im: str = "im2col", full: bool = None) -> dict:
@@ -130,7 +141,11 @@ def x8_ok(g, op, geo: dict) -> bool:
     w = _weights_ohwi(g, op).reshape(geo["OC"], -1)
     zp = g.t(op.inputs[0]).quant.zero_point[0]
     folded = bias_of(g, op, geo["OC"]) - zp * w.sum(axis=1)
-    return bool(np.all(np.abs(folded) + 128 * np.abs(w).sum(axis=1) + 127 * np.abs(w).sum(axis=1) < X8_LIMIT))
+    bound = np.abs(folded) + 128 * np.abs(w).sum(axis=1) + 127 * np.abs(w).sum(axis=1)
+    const = _requant(g, op).const
+    if const is not None:  # folded channels: zero bias and weights
+        bound = np.where(const, 0, bound)
+    return bool(np.all(bound < X8_LIMIT))
 
 
 FULL_UNROLL = 96  # default limit of a fully unrolled column (steps)
@@ -203,6 +218,9 @@ def column_sources(geo: dict) -> list:
 def build_stream(g, op, args: dict) -> np.ndarray:
     w = _weights_ohwi(g, op)
     oc = w.shape[0]
+    rq = _requant(g, op)
+    if rq.const is not None:  # constant channels: the accumulator does not matter, keep it 0
+        w = np.where(rq.const[:, None, None, None], 0, w)
     i8 = args["WFMT"] in ("i8", "x8")
     scale = 2 if (args["RQ"] == "fast" and not i8) else 1
     src = column_sources(args)
@@ -216,13 +234,14 @@ def build_stream(g, op, args: dict) -> np.ndarray:
         words = pack8(cols[:, 0::4], cols[:, 2::4], cols[:, 1::4], cols[:, 3::4]).astype(np.int64)
     else:
         words = pack16(cols[:, 0::2], cols[:, 1::2]).astype(np.int64)  # (oc, NP)
-    bias = scale * bias_of(g, op, oc)
+    b0 = bias_of(g, op, oc)
+    if rq.const is not None:
+        b0 = np.where(rq.const, 0, b0)
+    bias = scale * b0
     if args["WFMT"] == "x8":  # 256 (bias - zp sum(w) + 127 * the weights of inputs 1 and 3 of each group)
         zp = g.t(op.inputs[0]).quant.zero_point[0]
         wf = w.reshape(oc, -1)
-        bias = 256 * (bias_of(g, op, oc) - zp * wf.sum(axis=1) + 127 * (cols[:, 2::4].sum(axis=1) +
-                                                                        cols[:, 3::4].sum(axis=1)))
-    rq = _requant(g, op)
+        bias = 256 * (b0 - zp * wf.sum(axis=1) + 127 * (cols[:, 2::4].sum(axis=1) + cols[:, 3::4].sum(axis=1)))
     parts = []
     ocb = args["OCB"]
     for c0 in range(0, oc, ocb):
