@@ -16,7 +16,8 @@ How it works
    its dying input's bytes), that variant is taken if it lowers that step.
 6. The real plan has the last word: a candidate of no more flash that needs less scratch or may share its input's
    bytes is taken where the planned arena (`plan_memory`, with in-place and chasing overlaps) gets smaller, as
-   long as these swaps together cost at most ARENA_CYCLE_SLACK (5%, issue 7's bound) of the estimated cycles.
+   long as these swaps together cost at most ARENA_CYCLE_SLACK (5%, issue 7's bound) of the estimated cycles
+   and each saves at least ARENA_WORTH (3) times as large a fraction of the arena as of the cycles.
 7. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
@@ -120,6 +121,7 @@ def _keep_peak_ram(g: Graph, cands, pick, chosen):
 
 
 ARENA_CYCLE_SLACK = 0.05  # the real-plan swaps together give up at most 5% of the variants' estimated cycles
+ARENA_WORTH = 3.0  # and each one saves at least 3x as large a fraction of the arena as of the cycles it costs
 RAM_CYCLE_SLACK = 0.10  # a layer gives up at most 10% of its (estimated) cycles to keep the arena at its peak
 
 
@@ -257,7 +259,8 @@ def _lower_arena(g: Graph, cands, pick, chosen):
     def cycles_of(idx, params):
         return next((c.cycles for c in dict(cands)[idx] if dict(c.params) == params), 0.0)
 
-    spare = ARENA_CYCLE_SLACK * sum(cycles_of(idx, chosen[idx]) for idx, _ in cands)
+    total = sum(cycles_of(idx, chosen[idx]) for idx, _ in cands)
+    spare = ARENA_CYCLE_SLACK * total
     # layers of equal shape may set the peak together: a swap is tried on the layer alone and on its whole group
     key_of = {idx: _share_key(g, g.op_by_index(idx)) for idx, _ in cands}
     for _ in range(len(cands)):
@@ -277,6 +280,9 @@ def _lower_arena(g: Graph, cands, pick, chosen):
                     if extra > spare:
                         continue
                     a = arena({**chosen, **{j: dict(c.params) for j in members}})
+                    # worth it: at least ARENA_WORTH times more of the arena saved than of the cycles spent
+                    if a < cur and extra / max(total, 1) * ARENA_WORTH > (cur - a) / cur:
+                        continue
                     if a < cur and (best is None or (a, extra) < (best[0], best[3])):
                         best = (a, members, dict(c.params), extra)
         if best is None:
