@@ -121,6 +121,7 @@ def _keep_peak_ram(g: Graph, cands, pick, chosen):
 
 
 ARENA_CYCLE_SLACK = 0.05  # the real-plan swaps together give up at most 5% of the variants' estimated cycles
+PEAK_STEPS = 8  # layers tried by the real-plan swaps: those at the steps with the most live bytes
 ARENA_WORTH = 3.0  # and each one saves at least 3x as large a fraction of the arena as of the cycles it costs
 RAM_CYCLE_SLACK = 0.10  # a layer gives up at most 10% of its (estimated) cycles to keep the arena at its peak
 
@@ -248,13 +249,20 @@ def _lower_arena(g: Graph, cands, pick, chosen):
     """The planned arena decides: where another candidate of no more flash gives a smaller arena in the real plan
     (scratch, in-place and chasing overlaps all counted, which the steps above estimate), take it, the largest
     saving first (then the fewest cycles), until none does. Only candidates that need less scratch or can share
-    their input's bytes where the current one cannot are tried."""
+    their input's bytes where the current one cannot are tried, on the layers at the PEAK_STEPS steps with the most
+    live bytes (the plan's peak is there; this keeps compile time short on large graphs)."""
+    from specializer.passes.liveness import buffers, live_bytes
     from specializer.passes.plan_memory import plan_memory
 
     def arena(ch):
         return plan_memory(_applied(g, ch)).memory_plan.arena_size
 
     cur = arena(chosen)
+    applied = _applied(g, chosen)
+    live = live_bytes([b for b in buffers(applied) if b.kind != "scratch"], len(g.ops))
+    level = {op.index: live[k] + (op.kernel.scratch_bytes if op.kernel is not None else 0)
+             for k, op in enumerate(applied.ops)}
+    near_peak = set(sorted(level, key=lambda i: -level[i])[:PEAK_STEPS])
 
     def cycles_of(idx, params):
         return next((c.cycles for c in dict(cands)[idx] if dict(c.params) == params), 0.0)
@@ -266,6 +274,8 @@ def _lower_arena(g: Graph, cands, pick, chosen):
     for _ in range(len(cands)):
         best = None
         for idx, cs in cands:
+            if idx not in near_peak:
+                continue
             op = g.op_by_index(idx)
             have = _ram_traits(g, op, chosen[idx])
             group = [j for j, _ in cands if key_of[j] == key_of[idx] and chosen[j] == chosen[idx]]
@@ -292,6 +302,8 @@ def _lower_arena(g: Graph, cands, pick, chosen):
         chosen = {**chosen, **{j: best[2] for j in best[1]}}
     # a swap may have made an earlier one unnecessary: give back the faster variants that keep the arena
     for idx, cs in sorted(cands, key=lambda ic: -max(c.cycles for c in ic[1])):
+        if chosen[idx] == dict(cs[pick[idx]].params):  # only layers a RAM step moved off their pick
+            continue
         faster = sorted((c for c in cs if c.flash <= cs[pick[idx]].flash and dict(c.params) != chosen[idx]),
                         key=lambda c: c.cycles)
         now = next((c.cycles for c in cs if dict(c.params) == chosen[idx]), None)
