@@ -351,3 +351,23 @@ def add_pool_layer(mb: ModelBuilder, rng, tag: str) -> tuple:
     mb.op(kind, [x], [y], ops.Pool2D(padding=padding, stride_h=sh, stride_w=sw, filter_h=fh, filter_w=fw))
     mb.output(y)
     return (1, ih, iw, c), zp, f"{kind} {ih}x{iw}x{c} f={fh}x{fw} s={sh},{sw} {padding}"
+
+
+def rows_depthwise_model(rng, tag: str, n: int):
+    """A model of `n` independent depthwise layers (multiplier 1, channels a multiple of 4) of any kernel (1-5),
+    stride (1-2), dilation and padding, ~15% with hostile quantization: what the rows depthwise takes.
+    Returns (model bytes, input specs)."""
+    from specializer.tflite_writer import ModelBuilder
+
+    mb = ModelBuilder()
+    specs = []
+    for k in range(n):
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
+        dh, dw = (1, 1) if rng.random() < 0.7 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        pad = "SAME" if rng.random() < 0.6 else "VALID"
+        geom = (int(rng.integers(kh * dh, 14)), int(rng.integers(kw * dw, 14)), kh, kw, sh, sw, dh, dw, pad)
+        shape, zp, _ = add_conv_layer(mb, rng, f"{tag}_{k}", True, force={"geom": geom, "mult": 1},
+                                      channels=(4, 8, 12, 16), hostile=rng.random() < 0.15)
+        specs.append((shape, zp))
+    return mb.build(), specs

@@ -72,24 +72,13 @@ def test_in_place_depthwise_host_twins(tmp_path):
 def test_rows_depthwise_host_twins(tmp_path, sweep):
     """The rows depthwise (int16 row window per 4 channels) under ASan: any kernel, stride, dilation, padding;
     same-shape layers in place."""
-    from specializer.tflite_writer import ModelBuilder
-    from spz_randlayers import add_conv_layer
+    from spz_randlayers import rows_depthwise_model
 
     rng = np.random.default_rng(69)
     n = sweep(24)
     for m in range((n + 11) // 12):
-        mb = ModelBuilder()
-        specs = []
-        for k in range(min(12, n - 12 * m)):
-            kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
-            sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
-            dh, dw = (1, 1) if rng.random() < 0.7 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
-            pad = "SAME" if rng.random() < 0.6 else "VALID"
-            geom = (int(rng.integers(kh * dh, 14)), int(rng.integers(kw * dw, 14)), kh, kw, sh, sw, dh, dw, pad)
-            shape, zp, _ = add_conv_layer(mb, rng, f"{m}_{k}", True, force={"geom": geom, "mult": 1},
-                                          channels=(4, 8, 12, 16), hostile=rng.random() < 0.15)
-            specs.append((shape, zp))
-        bad = compare(mb.build(), random_inputs(rng, specs), tmp_path / f"o{m}", target="cortex-m4",
+        model, specs = rows_depthwise_model(rng, str(m), min(12, n - 12 * m))
+        bad = compare(model, random_inputs(rng, specs), tmp_path / f"o{m}", target="cortex-m4",
                       prefer={"RW": True})
         assert not bad, f"not bit-exact: {bad[:3]}"
 
