@@ -37,7 +37,7 @@ from specializer.ir import Graph
 class Variant:
     params: Mapping[str, Any]  # template-argument overrides
     cycles: float  # estimated cycles of the layer
-    flash: int  # bytes of the layer's constant stream
+    flash: int  # bytes of the layer's constant stream plus its code
     inplace: bool = False  # the output may take its input's bytes (the kernel keeps what it still needs)
     code: int = 0  # the part of `flash` that is code, shared by layers of equal shape (counted once per group)
 
@@ -306,9 +306,9 @@ def _lower_arena(g: Graph, cands, pick, chosen):
             continue
         faster = sorted((c for c in cs if c.flash <= cs[pick[idx]].flash and dict(c.params) != chosen[idx]),
                         key=lambda c: c.cycles)
-        now = next((c.cycles for c in cs if dict(c.params) == chosen[idx]), None)
+        now = cycles_of(idx, chosen[idx])
         for c in faster:
-            if now is None or c.cycles >= now:
+            if c.cycles >= now:
                 break
             trial = {**chosen, idx: dict(c.params)}
             if arena(trial) <= cur:

@@ -194,6 +194,17 @@ SPZ_INLINE int32_t spz_smmlar(int32_t a, int32_t b, int32_t acc) {
 }
 #endif
 
+/* The XT form of a word of 4 int8 inputs, for kernels that feed raw int8 weight words to SMLAD (the weights stored
+ * as bytes (w0 + 128, w1, w2 + 128, w3)): A = (x1 - 127, x3 - 127) and B = (256 x0 - A.lo, 256 x2 - A.hi), each
+ * inside int16; A + B = 256 (x0, x2). SMLAD(w, A) + SMLAD(w & 0x00FF00FF, B) = 256 (w . x) - 256 * 127 (w1 + w3)
+ * + 32768 (x0 + x2). */
+SPZ_INLINE int32_t spz_xt_a(int32_t v) {
+    return spz_ssub16(spz_sxtb16_ror8(v), 0x007F007F);
+}
+SPZ_INLINE int32_t spz_xt_b(int32_t v, int32_t a) {
+    return spz_ssub16((int32_t)(((uint32_t)v << 8) & 0xFF00FF00u), a);
+}
+
 /* Unaligned little-endian word access (one LDR/STR on Cortex-M3 and later; memcpy keeps it legal C). */
 SPZ_INLINE int32_t spz_ld32(const void *p) {
     int32_t v;

@@ -102,7 +102,8 @@ def _acc_bound(g, op) -> np.ndarray:
 
 def _acc_range(g, op) -> tuple[np.ndarray, np.ndarray]:
     """Per output channel, the smallest and largest accumulator TFLite can reach (bias + sum w (x - zp))."""
-    w = _weights_ohwi(g, op).reshape(_weights_ohwi(g, op).shape[0], -1)
+    w = _weights_ohwi(g, op)
+    w = w.reshape(w.shape[0], -1)
     zp = g.t(op.inputs[0]).quant.zero_point[0]
     a, b = w * (-128 - zp), w * (127 - zp)
     bias = bias_of(g, op, w.shape[0])
@@ -135,7 +136,9 @@ X8_LIMIT = 1 << 23  # the x8 form keeps 256 x the accumulator in an int32
 
 def x8_ok(g, op, geo: dict) -> bool:
     """The x8 weight format (raw int8 weight words, columns in the A/B form, zero point in the bias): input
-    channels a multiple of 4, and 256 x every reachable accumulator (raw inputs, folded bias) inside int32."""
+    channels a multiple of 4, and 256 x every reachable accumulator (raw inputs, folded bias) and 256 x the
+    per-channel start constant inside int32 (the two bounds summed: conservative); folded constant channels are
+    exempt (zero bias and weights)."""
     if geo["IC"] % 4:
         return False
     w = _weights_ohwi(g, op).reshape(geo["OC"], -1)

@@ -1,4 +1,5 @@
-"""DEPTHWISE_CONV_2D on DSP cores: NHWC, 4 channels per word, SMLABB/SMLATT, per-border-class unrolled code.
+"""DEPTHWISE_CONV_2D on DSP cores: the rows kernel (int16 row window per 4 channels, 1-D filters along W) or NHWC
+with 4 channels per word, SMLABB/SMLATT and per-border-class unrolled code.
 
 How it works
 1. `reject` takes depth multiplier 1 with a channel count that is a multiple of 4 (a single input channel goes
@@ -8,6 +9,10 @@ How it works
    share a tap-pointer-table function (BORDER = "table" keeps only the interior unrolled).
 3. The stream per group of 4 channels: bias - zp_in * sum(w) (the padding reads zp_in, so the fold is exact),
    two int16 weight words per tap, the requantization constants; x2 for the fast requantization.
+4. The rows variant (RW, depthwise_rows_s8_dsp.c.in): `rows_args` lays out the window (NW int16-pair words per
+   channel row), the transposition and, per chunk of output columns, the loads and SMLAD/SMLAxy of a kernel row;
+   its stream per channel: the folded bias, the kernel-row words (k_i, k_i+1), the requantization constants.
+   `variants` offers it with estimated cycles and code bytes; `choose_variants` decides.
 """
 from __future__ import annotations
 
@@ -219,22 +224,17 @@ def _row_weights(w: np.ndarray, kh: int, kw: int) -> list:
 
 
 def build_stream(g, op, args: dict) -> np.ndarray:
-    if args.get("RW"):
-        rq, _ = _requant(g, op)
-        scale = 2 if rq.mode == "fast" else 1
-        bias, w = _folded(g, op, scale)
-        parts = []
-        for c in range(w.shape[1]):
-            parts.append(bias[c:c + 1])
-            parts += _row_weights(w[:, c], args["KH"], args["KW"])
-            parts += rq.channels(c, c + 1)
-        return finish_stream(parts)
-
     rq, _ = _requant(g, op)
     scale = 2 if rq.mode == "fast" else 1
     bias, w = _folded(g, op, scale)
     c = w.shape[1]
     parts = []
+    if args["RW"]:  # per channel: bias, kernel-row words, requantization constants
+        for ch in range(c):
+            parts.append(bias[ch:ch + 1])
+            parts += _row_weights(w[:, ch], args["KH"], args["KW"])
+            parts += rq.channels(ch, ch + 1)
+        return finish_stream(parts)
     for c0 in range(0, c, 4):
         parts.append(bias[c0:c0 + 4])
         wa = pack16(w[:, c0], w[:, c0 + 2]).astype(np.int64)
@@ -249,15 +249,10 @@ def reorder(g, op):
 
 
 def variant(args: dict) -> str:
-    if args["RW"]:
-        return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
-                            d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
-                            p=f"{args['PT']}x{args['PL']}", c=args["C"], w=args["IW"], rw="",
-                            rq=args["RQ"][0]) + "__dsp"
+    form = dict(w=args["IW"], rw="") if args["RW"] else dict(cls=len(args["CLASSES"]), ip="" if args["IP"] else None)
     return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
-                        p=f"{args['PT']}x{args['PL']}", c=args["C"], cls=len(args["CLASSES"]),
-                        ip="" if args["IP"] else None, rq=args["RQ"][0]) + "__dsp"
+                        p=f"{args['PT']}x{args['PL']}", c=args["C"], **form, rq=args["RQ"][0]) + "__dsp"
 
 
 def variants(g, op) -> list:
