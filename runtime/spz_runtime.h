@@ -235,11 +235,19 @@ SPZ_INLINE int32_t spz_rqw(int32_t acc, int32_t m, int32_t k, int32_t e) {
 }
 
 /* gcc only: kernels with hand-ordered straight-line code run better without gcc's instruction schedulers
- * (pre-RA scheduling adds spills, post-RA scheduling breaks runs of pipelined loads). */
+ * (pre-RA scheduling adds spills, post-RA scheduling breaks runs of pipelined loads); noclone keeps a kernel
+ * shared by several layers one function (gcc's constant propagation would otherwise clone it, and everything
+ * it calls, for every call site's constant arena and stream pointers). */
 #if defined(__GNUC__) && !defined(__clang__)
-#define SPZ_KERNEL static __attribute__((optimize("no-schedule-insns", "no-schedule-insns2")))
+#define SPZ_KERNEL static __attribute__((optimize("no-schedule-insns", "no-schedule-insns2"), noclone))
+/* a loop the template already unrolled as far as it should go (gcc -O3 would peel it completely) */
+#define SPZ_LOOP_AS_WRITTEN _Pragma("GCC unroll 1")
+#elif defined(__clang__)
+#define SPZ_KERNEL static
+#define SPZ_LOOP_AS_WRITTEN _Pragma("clang loop unroll(disable)")
 #else
 #define SPZ_KERNEL static
+#define SPZ_LOOP_AS_WRITTEN
 #endif
 
 #endif /* SPZ_RUNTIME_H_ */

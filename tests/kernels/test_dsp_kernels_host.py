@@ -97,6 +97,16 @@ def test_x8_conv_host_twins(tmp_path, sweep):
         assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
 
 
+def test_x8_blocks_of_3_host_twins(tmp_path):
+    """x8 convolutions in blocks of 3 output channels (the tail block of 1 or 2 channels looped 4 steps at a time,
+    weight words loaded in runs behind the column words) under ASan."""
+    rng = np.random.default_rng(76)
+    model, specs, descs = random_model(rng, 12, ("conv",))
+    bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", target="cortex-m4",
+                  prefer={"WFMT": "x8", "OCB": 3})
+    assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+
+
 def test_ring_conv_host_twins(tmp_path):
     """Convolutions with the ring row buffer under ASan (slot copies, padded rows, strides)."""
     rng = np.random.default_rng(75)

@@ -101,6 +101,13 @@ def test_dsp_conv_x8_in_simulator(tmp_path, sweep):
     assert done == n
 
 
+def test_dsp_conv_x8_blocks_of_3_in_simulator(tmp_path, sweep):
+    """x8 convolutions in blocks of 3 output channels, with 0, 1 or 2 channels left for the looped tail block."""
+    n = sweep(24)
+    done, _ = _run(tmp_path, 68, n, ("conv",), prefer={"WFMT": "x8", "OCB": 3})
+    assert done == n
+
+
 def test_dsp_conv_ring_in_simulator(tmp_path, sweep):
     """Convolutions whose row buffer is a ring (each input row converted once, the KH rows of an output row in
     consecutive slots), int16, int8 and x8 weights, any stride and padding."""

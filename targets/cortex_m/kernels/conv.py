@@ -156,13 +156,32 @@ MAX_FULL_UNROLL = 288  # beyond this, full unrolling is not even offered
 LOOP_UNROLL = 24
 
 
+def _step_instrs(wfmt: str, n: int, npx: int) -> int:
+    """Instructions of one K step of a block of n channels and npx pixels: column loads, then per channel its
+    weight load, unpacking (x8: one AND, i8: two SXTB16) and SMLADs."""
+    if wfmt == "i16":
+        return npx + n * (1 + npx)
+    return 2 * npx + n * (1 + (1 if wfmt == "x8" else 2) + 2 * npx)
+
+
 def code_bytes(geo: dict, var: dict) -> int:
-    """Rough flash of the kernel's code (two GEMM functions, conversion, driver): ~3.3 bytes per instruction."""
+    """Flash of the kernel's code: the GEMM bodies (one per block size: full blocks and the tail, each for a
+    pixel pair and, where an odd count needs it, a single pixel) at ~4 bytes per instruction, plus the column
+    conversion and the driver. Calibrated on the x8 layers of ResNet-8 (within ~5%)."""
     lay = _layout(geo, var["IM"], var["WFMT"])
     steps = sum(min(w // lay["WSTEP"], var["UNROLL"]) + (w // lay["WSTEP"]) % var["UNROLL"] for _, w in lay["SEGS"])
-    per_step = {"i16": 14, "i8": 18, "x8": 16}[var["WFMT"]]
-    gemm = steps * per_step + 80
-    return int(3.3 * (gemm * (1.6 if geo["NPIX"] % 2 or geo["OW"] % 2 else 1.0) + 150))
+    ocb = min(var["OCB"], geo["OC"])
+    sizes = [ocb] if geo["OC"] >= ocb else []
+    if geo["OC"] % ocb:
+        sizes.append(geo["OC"] % ocb)
+    npxs = [2] if geo["NPIX"] >= 2 else []
+    if (geo["NPIX"] % 2) if var["IM"] == "im2col" else (geo["OW"] % 2):
+        npxs.append(1)
+    tu = tail_unroll(dict(var, OCB=ocb))
+    tsteps = sum(min(w // lay["WSTEP"], tu) + (w // lay["WSTEP"]) % tu for _, w in lay["SEGS"])
+    instrs = sum((steps if i == 0 else tsteps) * _step_instrs(var["WFMT"], n, p) + 60 + 12 * n
+                 for i, n in enumerate(sizes) for p in npxs)
+    return int(4 * instrs + 300)
 
 
 def template_args(g, op) -> dict:
@@ -176,9 +195,17 @@ def template_args(g, op) -> dict:
     rq = _requant(g, op)
     lay = {k: v for k, v in _layout(geo, var["IM"], var["WFMT"]).items() if k not in var}
     lay["PARTS"] = k_parts(lay["SEGS"], lay["WSTEP"], var["UNROLL"])
+    lay["TUNROLL"] = tail_unroll(var)
+    lay["TPARTS"] = k_parts(lay["SEGS"], lay["WSTEP"], lay["TUNROLL"])
     nslot = (2 * geo["KH"] - 1) if var["RING"] else geo["KH"]
     return dict(geo, **var, **lay, NSLOT=nslot, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
                 NFULL=geo["OC"] // var["OCB"], TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS)
+
+
+def tail_unroll(var: dict) -> int:
+    """K steps per looped body of the tail block: 4 for x8 blocks of 3 (the tail is 1 or 2 channels of many, its
+    own fully unrolled column would cost nearly half the kernel's code), else the blocks' own unroll."""
+    return min(var["UNROLL"], 4) if var["WFMT"] == "x8" and var["OCB"] == 3 else var["UNROLL"]
 
 
 def k_parts(segs, wstep: int, unroll: int) -> tuple:
@@ -272,6 +299,13 @@ def variant(args: dict) -> str:
                         rq=args["RQ"][0]) + "__dsp"
 
 
+def _block_cost(oc: int, ocb: int) -> float:
+    """Relative x8 GEMM cost per channel of `oc` channels in blocks of `ocb` (and a tail block), pixel pairs."""
+    full, tail = divmod(oc, ocb)
+    inst = full * _step_instrs("x8", ocb, 2) + (_step_instrs("x8", tail, 2) if tail else 0)
+    return inst / oc
+
+
 def variants(g, op) -> list:
     """Column source (im2col, rows) x weights (int16: fast, 2x flash; int8) x unroll (full, looped), with cycle
     estimates and flash (stream + code) estimates for passes/choose_variants."""
@@ -287,14 +321,28 @@ def variants(g, op) -> list:
         for wfmt in ("i16", "i8", "x8") if x8 else ("i16", "i8"):
             lay = _layout(geo, im, wfmt)
             total = lay["NP"] // lay["WSTEP"]
-            for full in ((True, False) if total <= MAX_FULL_UNROLL else (False,)):
+            seen = []
+            for full, ocb in [(f, b) for f in ((True, False) if total <= MAX_FULL_UNROLL else (False,))
+                              for b in ((2, 3) if wfmt == "x8" and geo["OC"] >= 3 else (None,))]:
+                if ocb == 3 and full and total > FULL_UNROLL:
+                    continue  # measured: 6 accumulators over a long straight column spill (slower than looped)
+                if full and total * 4 * (ocb or (4 if wfmt == "i16" else 2)) > 4095:
+                    continue  # weight offsets beyond LDR's 12-bit immediate: gcc adds address arithmetic
                 var = default_variant(geo, wfmt, im, full)
+                if ocb:
+                    var["OCB"] = ocb
+                if var in seen:  # a column short enough that the looped form is the full one
+                    continue
+                seen.append(dict(var))
                 macs = outs * lay["NP"] * 2  # including the zero-weight pads the kernel multiplies
-                cyc = macs * {"i16": 1.0, "i8": 1.25, "x8": 1.13}[wfmt] + outs * (12.0 if wfmt == "i16" else 13.0)
+                factor = {"i16": 1.0, "i8": 1.25, "x8": 1.13}[wfmt]
+                if wfmt == "x8":  # blocks of 3 share each column load among more channels (tail block: fewer)
+                    factor *= _block_cost(geo["OC"], var["OCB"]) / _block_cost(geo["OC"], 2)
+                cyc = macs * factor + outs * (12.0 if wfmt == "i16" else 13.0)
                 if wfmt == "x8":  # the per-pixel sum over the column
                     cyc += pixels * lay["NP"] * 1.5
-                if not full:  # spills and loop control per looped body
-                    cyc += (outs / var["OCB"]) * (total / var["UNROLL"]) * 25
+                if not full:  # loop control per looped body of a pixel pair (measured ~11 cycles, ResNet-8)
+                    cyc += (outs / (2 * var["OCB"])) * (total / var["UNROLL"]) * 11
                 if im == "im2col":
                     cyc += pixels * lay["NP"] * 7.0  # measured: ~7 cycles per column word (conversion, calls)
                 else:  # KH rows converted per output row; single pixels at odd row ends run ~1.4x per MAC
