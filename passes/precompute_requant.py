@@ -33,6 +33,8 @@ def _channel_requant(g: Graph, op: Op) -> Optional[Requant]:
         return None
     n = y.shape[-1] if op.kind != "FULLY_CONNECTED" else w.shape[0]
     scales = w.quant.scale
+    if len(scales) > 1 and len(scales) != n:  # inconsistent with the output: the kernels refuse the layer
+        return None
     mult, shift = [], []
     for c in range(n if len(scales) > 1 else 1):
         real = float(x.quant.scale[0]) * float(scales[c if len(scales) > 1 else 0]) / float(y.quant.scale[0])

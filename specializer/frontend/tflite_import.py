@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import ops as opdefs
 from ..errors import ModelFormatError, ShapeError, UnsupportedOpError, UnsupportedTypeError
-from ..ir import NUMPY_DTYPES, Graph, Op, Quant, Tensor, verify
+from ..ir import NUMPY_DTYPES, Graph, IRError, Op, Quant, Tensor, verify
 
 _TFLITE_DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool",
                   7: "int16", 8: "complex64", 9: "int8", 10: "float64", 11: "complex128", 12: "uint64",
@@ -96,8 +96,43 @@ def load_model(src: Union[str, os.PathLike, bytes], name: str = "model") -> Grap
         raise ModelFormatError(f"{label}: malformed or truncated TFLite flatbuffer ({type(e).__name__}: {e})"
                                ) from None
     check_types(graph, label)
-    verify(graph)
+    try:
+        verify(graph)
+    except IRError as e:  # a well-formed flatbuffer whose graph is inconsistent (cycles, dangling tensors, ...)
+        raise ModelFormatError(f"{label}: inconsistent TFLite model ({e})") from None
     return graph
+
+
+# Inputs an operator cannot run without (positions); the others are optional (absent = index -1).
+_REQUIRED_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1),
+                    "ADD": (0, 1), "SUB": (0, 1), "MUL": (0, 1), "EXPAND_DIMS": (0, 1), "PAD": (0, 1),
+                    "PADV2": (0, 1), "RESIZE_NEAREST_NEIGHBOR": (0, 1), "MEAN": (0, 1), "TRANSPOSE": (0, 1),
+                    "STRIDED_SLICE": (0, 1, 2, 3), "SPLIT": (0, 1), "SPLIT_V": (0, 1, 2), "MAXIMUM": (0, 1),
+                    "MINIMUM": (0, 1),
+                    "UNIDIRECTIONAL_SEQUENCE_LSTM": (0, 2, 3, 4, 6, 7, 8, 13, 14, 15, 18, 19)}
+
+
+_POSITIVE_ATTRS = ("stride_h", "stride_w", "dilation_h", "dilation_w", "filter_h", "filter_w", "depth_multiplier")
+
+
+def _check_attrs(label: str, i: int, kind: str, attrs) -> None:
+    """Strides, dilations, filter sizes and depth multipliers between 1 and 65535 (TFLite Micro's int32
+    arithmetic on them overflows long before a microcontroller could run such a layer)."""
+    for name in _POSITIVE_ATTRS:
+        v = getattr(attrs, name, None)
+        if v is not None and not 1 <= v <= 0xFFFF:
+            raise ShapeError(f"{label}: op #{i} {kind} has {name} = {v}; it must be between 1 and 65535")
+
+
+def _check_quant(label: str, i: int, tname: str, scales, zps) -> None:
+    """Scales finite and positive, zero points that fit an int32 (TFLite's own requirement)."""
+    for s in scales:
+        if not (s > 0.0 and s < float("inf")):
+            raise ModelFormatError(f"{label}: tensor '{tname}' (#{i}) has quantization scale {s}; scales must be "
+                                   "finite and positive")
+    for z in zps:
+        if not -(1 << 31) <= z < (1 << 31):
+            raise ModelFormatError(f"{label}: tensor '{tname}' (#{i}) has zero point {z} outside int32")
 
 
 def _parse(buf: bytes, label: str, name: str) -> Graph:
@@ -132,6 +167,12 @@ def _parse(buf: bytes, label: str, name: str) -> Graph:
         if any(d < 0 for d in shape):
             raise ShapeError(f"{label}: tensor '{tname}' (#{i}) has a dynamic shape {list(shape)}; "
                              "only static shapes are supported")
+        elems = 1
+        for d in shape:
+            elems *= d
+        if len(shape) > 8 or elems >= (1 << 31) // 8:
+            raise ShapeError(f"{label}: tensor '{tname}' (#{i}) has shape {list(shape)}: too large for a "
+                             "microcontroller (at most 8 dimensions and 2^28 elements)")
         q = None
         qfb = tfb.Quantization()
         if qfb is not None:
@@ -141,7 +182,15 @@ def _parse(buf: bytes, label: str, name: str) -> Graph:
                 zps = tuple(int(z) for z in zp) if not isinstance(zp, int) else (0,) * len(sc)
                 if len(zps) == 1 and len(sc) > 1:
                     zps = zps * len(sc)
-                q = Quant(tuple(float(s) for s in sc), zps, int(qfb.QuantizedDimension()))
+                qdim = int(qfb.QuantizedDimension())
+                _check_quant(label, i, tname, [float(s) for s in sc], zps)
+                if len(zps) != len(sc):
+                    raise ModelFormatError(f"{label}: tensor '{tname}' (#{i}) has {len(sc)} quantization scales "
+                                           f"but {len(zps)} zero points")
+                if len(sc) > 1 and not (0 <= qdim < len(shape) and shape[qdim] == len(sc)):
+                    raise ModelFormatError(f"{label}: tensor '{tname}' (#{i}) has {len(sc)} per-channel scales on "
+                                           f"dimension {qdim} of its shape {list(shape)}")
+                q = Quant(tuple(float(s) for s in sc), zps, qdim)
         data = None
         bidx = tfb.Buffer()
         if bidx > 0 and bidx < model.BuffersLength():
@@ -192,13 +241,33 @@ def _parse(buf: bytes, label: str, name: str) -> Graph:
         for t in ins + outs + inter:
             if t is not None and t not in tensors:
                 raise ModelFormatError(f"{label}: op #{i} {kind} refers to tensor {t}, the model has {len(tensors)}")
+        for pos in _REQUIRED_INPUTS.get(kind, (0,)):
+            if pos >= len(ins) or ins[pos] is None:
+                raise ModelFormatError(f"{label}: op #{i} {kind} lacks its required input {pos} "
+                                       f"(it has {len(ins)} inputs)")
+        if not outs:
+            raise ModelFormatError(f"{label}: op #{i} {kind} has no output")
+        for t in ins + outs:  # (intermediates of LSTM may be empty placeholders)
+            if t is not None and 0 in tensors[t].shape:
+                raise ShapeError(f"{label}: op #{i} {kind}: tensor '{tensors[t].name}' (#{t}) has an empty shape "
+                                 f"{list(tensors[t].shape)} (a dimension of 0)")
         attrs = _decode_options(kind, ofb)
+        _check_attrs(label, i, kind, attrs)
         ops.append(Op(kind=kind, inputs=ins, outputs=outs, attrs=attrs, index=i, intermediates=inter))
 
     gin = tuple(int(t) for t in sg.InputsAsNumpy()) if not isinstance(sg.InputsAsNumpy(), int) else ()
     gout = tuple(int(t) for t in sg.OutputsAsNumpy()) if not isinstance(sg.OutputsAsNumpy(), int) else ()
     if not gin or not gout:
         raise ModelFormatError(f"{label}: the model declares no inputs or no outputs")
+    produced = {t for op in ops for t in op.outputs}
+    for role, tids in (("input", gin), ("output", gout)):
+        for t in tids:
+            if t not in tensors:
+                raise ModelFormatError(f"{label}: the model's {role} is tensor {t}, the model has {len(tensors)}")
+            if tensors[t].data is not None:
+                raise ModelFormatError(f"{label}: the model's {role} '{tensors[t].name}' (#{t}) is a constant")
+            if role == "input" and t in produced:
+                raise ModelFormatError(f"{label}: the model's input '{tensors[t].name}' (#{t}) is computed by an op")
     g = Graph(tensors=tensors, ops=tuple(ops), inputs=gin, outputs=gout, name=name,
               meta={"source": label, "num_subgraphs": model.SubgraphsLength()})
     return g.prune()
@@ -219,6 +288,8 @@ def check_types(g: Graph, label: str = "model") -> None:
 
 def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) -> None:
     desc = f"{role} {pos} '{t.name}' (#{t.id})"
+    if t.dtype == "int8" and t.quant is not None and not all(-128 <= z <= 127 for z in t.quant.zero_point):
+        raise UnsupportedTypeError(f"{where}: {desc} is int8 with zero point(s) outside -128..127")
     if t.is_const:
         if t.dtype not in ("int8", "int16", "int32", "int64", "float32"):
             raise UnsupportedTypeError(f"{where}: constant {desc} has type {t.dtype}")
