@@ -183,6 +183,7 @@ def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optiona
     if budget == "default":
         budget = default_budget(g)
     cands = _candidates(g)
+    prefer = {k: v for k, v in (prefer or {}).items() if k != "BAND"}  # BAND is fuse_bands' (tests)
     if prefer:
         forced = []
         for idx, cs in cands:

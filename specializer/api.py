@@ -173,6 +173,8 @@ def _write_atomically(out: Path, files: dict) -> None:
 # ---- inspection -------------------------------------------------------------------------------------------
 def op_macs(g: Graph, op) -> int:
     """Multiply-accumulates of an op, counted as MANIFEST.json counts them."""
+    if op.kind == "BANDED_PAIR":
+        return op.attrs.macs
     if op.kind == "CONV_2D":
         w = g.t(op.inputs[1])
         return g.t(op.outputs[0]).size * w.shape[1] * w.shape[2] * w.shape[3]

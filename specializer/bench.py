@@ -92,6 +92,12 @@ def practical_ceiling(g, op) -> Optional[float]:
 
     if not op_macs(g, op):
         return None
+    if op.kind == "BANDED_PAIR":  # both layers at their own ceilings
+        a = op.attrs
+        first = {s.p_op for s in a.steps if s.p_op >= 0}, {s.c_op for s in a.steps}
+        ps, cs = (next(o for o in a.sub.ops if o.index == min(ids)) for ids in first)
+        cyc = a.p_macs / practical_ceiling(a.sub, ps) + a.c_macs / practical_ceiling(a.sub, cs)
+        return a.macs / cyc
     w = g.t(op.inputs[1])
     if op.kind == "CONV_2D" or (op.kind == "DEPTHWISE_CONV_2D" and g.t(op.inputs[0]).shape[3] == 1):
         k = w.shape[1] * w.shape[2] * (w.shape[3] if op.kind == "CONV_2D" else 1)

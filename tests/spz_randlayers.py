@@ -371,3 +371,59 @@ def rows_depthwise_model(rng, tag: str, n: int):
                                       channels=(4, 8, 12, 16), hostile=rng.random() < 0.15)
         specs.append((shape, zp))
     return mb.build(), specs
+
+
+def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
+    """x -> 1x1 CONV_2D (channels x1..x6) -> DEPTHWISE_CONV_2D or CONV_2D (any kernel, stride, SAME/VALID, dilation
+    along W) -> y, its own input and output, batch 1: what passes/fuse_bands runs row band by row band."""
+    ih, iw, kh, kw, sh, sw, _, dw, padding = _geometry(rng, k_max=5, in_max=16)
+    cin = int(rng.choice((1, 2, 3, 4, 5, 8)))
+    cm = cin * int(rng.integers(1, 7))
+    depthwise = rng.random() < 0.6
+    mult = int(rng.integers(1, 3)) if depthwise else 1
+    cout = cm * mult if depthwise else int(rng.choice((2, 3, 4, 8, 12)))
+    in_s, in_zp = float(10 ** rng.uniform(-2, -1)), _zp(rng)
+    act1, act2 = str(rng.choice(ACTS)), str(rng.choice(ACTS))
+    m_s, m_zp = output_quant(rng, act1)
+    y_s, y_zp = output_quant(rng, act2)
+    x = mb.input(f"x{tag}", (1, ih, iw, cin), scale=in_s, zero_point=in_zp)
+    w1s = _weight_scales(rng, cm, rng.random() < 0.7)
+    w1 = mb.const(f"w1{tag}", rng.integers(-127, 128, (cm, 1, 1, cin)).astype(np.int8), scale=w1s, axis=0)
+    acc1 = 74.0 * 73.0 * np.sqrt(cin)
+    m_s = float(float(np.median(w1s)) * in_s * acc1 / 40.0 * 10 ** rng.uniform(-0.3, 0.3))
+    b1 = mb.const(f"b1{tag}", (rng.uniform(-2, 2, cm) * acc1).astype(np.int32),
+                  scale=np.broadcast_to((in_s * w1s.astype(np.float64)).astype(np.float32), (cm,)), axis=0)
+    m = mb.tensor(f"m{tag}", (1, ih, iw, cm), scale=m_s, zero_point=m_zp)
+    mb.op("CONV_2D", [x, w1, b1], [m], ops.Conv2D(padding="VALID", stride_h=1, stride_w=1, activation=act1))
+    taps = kh * kw * (1 if depthwise else cm)
+    w2s = _weight_scales(rng, cout, rng.random() < 0.7)
+    wshape = (1, kh, kw, cout) if depthwise else (cout, kh, kw, cm)
+    w2 = mb.const(f"w2{tag}", rng.integers(-127, 128, wshape).astype(np.int8), scale=w2s, axis=3 if depthwise else 0)
+    acc2 = 74.0 * 73.0 * np.sqrt(taps)
+    y_s = float(float(np.median(w2s)) * m_s * acc2 / 40.0 * 10 ** rng.uniform(-0.3, 0.3))
+    b2 = mb.const(f"b2{tag}", (rng.uniform(-2, 2, cout) * acc2).astype(np.int32),
+                  scale=np.broadcast_to((m_s * w2s.astype(np.float64)).astype(np.float32), (cout,)), axis=0)
+    oh = ops.conv_output_size(ih, kh, sh, 1, padding)
+    ow = ops.conv_output_size(iw, kw, sw, dw, padding)
+    y = mb.tensor(f"y{tag}", (1, oh, ow, cout), scale=y_s, zero_point=y_zp)
+    if depthwise:
+        mb.op("DEPTHWISE_CONV_2D", [m, w2, b2], [y], ops.DepthwiseConv2D(
+            padding=padding, stride_h=sh, stride_w=sw, dilation_h=1, dilation_w=dw, depth_multiplier=mult,
+            activation=act2))
+    else:
+        mb.op("CONV_2D", [m, w2, b2], [y], ops.Conv2D(padding=padding, stride_h=sh, stride_w=sw, dilation_h=1,
+                                                     dilation_w=dw, activation=act2))
+    mb.output(y)
+    desc = (f"band 1x{ih}x{iw}x{cin} -1x1-> {cm} -{'dw' if depthwise else 'conv'} {kh}x{kw} s={sh},{sw} d=1,{dw} "
+            f"{padding}-> {oh}x{ow}x{cout}")
+    return (1, ih, iw, cin), in_zp, desc
+
+
+def band_pair_model(rng, n: int):
+    mb = ModelBuilder()
+    specs, descs = [], []
+    for i in range(n):
+        shape, zp, d = add_band_pair(mb, rng, str(i))
+        specs.append((shape, zp))
+        descs.append(d)
+    return mb.build(), specs, descs

@@ -5,7 +5,7 @@ ranks by priority, then by this order.
 """
 from __future__ import annotations
 
-from . import (activations, conv, data_movement, elementwise, fully_connected, lstm, pooling, quantize, reduce,
+from . import (activations, band, conv, data_movement, elementwise, fully_connected, lstm, pooling, quantize, reduce,
                softmax)
 
 ENTRIES = (
@@ -19,4 +19,5 @@ ENTRIES = (
     *data_movement.ENTRIES,
     *reduce.ENTRIES,
     *lstm.ENTRIES,
+    *band.ENTRIES,
 )
