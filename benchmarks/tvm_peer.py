@@ -279,6 +279,11 @@ void *tvmnet_output(uint8_t *arena, int i)
     return p[i];
 }}
 
+void tvmnet_reset(uint8_t *arena)
+{{
+    (void)arena; /* no state */
+}}
+
 int32_t tvmnet_run(uint8_t *arena)
 {{
     (void)arena;
@@ -293,7 +298,7 @@ int32_t tvmnet_run(uint8_t *arena)
     hdr += [f"#define TVMNET_INPUT{i}_SIZE {nbytes(t)}" for i, t in enumerate(in_t)]
     hdr += [f"#define TVMNET_OUTPUT{i}_SIZE {nbytes(t)}" for i, t in enumerate(out_t)]
     hdr += ["void *tvmnet_input(uint8_t *arena, int i);", "void *tvmnet_output(uint8_t *arena, int i);",
-            "int32_t tvmnet_run(uint8_t *arena);", ""]
+            "int32_t tvmnet_run(uint8_t *arena);", "void tvmnet_reset(uint8_t *arena);", ""]
     info = dict(pool_bytes=off, workspace_bytes=ws, storages=len(pool), kernel_calls=len(calls),
                 kernels=len({s for s, _ in calls}), const_bytes=int(sum(a.nbytes for a in consts)))
     return src, "\n".join(hdr), info

@@ -4,8 +4,10 @@ How it works
 1. `build_host_library(src_dir, prefix)` compiles every .c file of the generated library into a shared object
    with `-std=c99 -Wall -Wextra -Werror` (and `-fsanitize=address,undefined` when asked). A compile failure
    raises HostBuildError with the command and the compiler's first lines.
-2. `HostLibrary.run(inputs)` allocates an aligned arena, copies each input to `<prefix>_input(arena, i)`, calls
-   `<prefix>_run` and copies the outputs from `<prefix>_output(arena, i)`.
+2. `HostLibrary.run(inputs)` allocates an aligned arena, calls `<prefix>_reset` (a fresh inference), copies each
+   input to `<prefix>_input(arena, i)`, calls `<prefix>_run` and copies the outputs from
+   `<prefix>_output(arena, i)`. `run_stream(frames)` resets once and runs every frame in the same arena, so the
+   state of a stateful model (LSTM) carries from frame to frame, as in TFLite Micro across invoke() calls.
 3. A sanitized library cannot be loaded into an uninstrumented Python without the ASan runtime first in the
    process, so `run` executes it in a child Python started with LD_PRELOAD=libasan; any sanitizer report fails
    the run (halt_on_error), and its text is in the raised error.
@@ -84,36 +86,48 @@ class HostLibrary:
             run = getattr(lib, f"{self.prefix}_run")
             run.restype = ctypes.c_int
             run.argtypes = [ctypes.c_void_p]
+            reset = getattr(lib, f"{self.prefix}_reset")
+            reset.restype = None
+            reset.argtypes = [ctypes.c_void_p]
             self._lib = lib
         return self._lib
 
     def run(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-        if self.sanitized:
-            return self._run_child(inputs)
-        return self._run_here(inputs)
+        """One fresh inference."""
+        return self.run_stream([inputs])[0]
 
-    def _run_here(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def run_stream(self, frames: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
+        """Reset once, then run every frame (a list of inputs) in one arena; the outputs of every frame."""
+        if self.sanitized:
+            return self._run_child(frames)
+        return self._run_here(frames)
+
+    def _run_here(self, frames: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
         lib = self._load()
         raw = (ctypes.c_uint8 * (self.arena_size + 64))()
         base = (ctypes.addressof(raw) + 15) & ~15
         # poison the arena so that reads of unwritten bytes show up as differences
         ctypes.memset(base, 0xA5, self.arena_size)
-        for i, (spec, arr) in enumerate(zip(self.inputs, inputs)):
-            a = np.ascontiguousarray(np.asarray(arr, dtype=spec.dtype).reshape(spec.shape))
-            ptr = getattr(lib, f"{self.prefix}_input")(base, i)
-            ctypes.memmove(ptr, a.ctypes.data, a.nbytes)
-        rc = getattr(lib, f"{self.prefix}_run")(base)
-        if rc != 0:
-            raise HostRunError(f"{self.prefix}_run returned {rc}")
-        outs = []
-        for i, spec in enumerate(self.outputs):
-            ptr = getattr(lib, f"{self.prefix}_output")(base, i)
-            n = int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
-            buf = ctypes.string_at(ptr, n)
-            outs.append(np.frombuffer(buf, dtype=spec.dtype).reshape(spec.shape).copy())
-        return outs
+        getattr(lib, f"{self.prefix}_reset")(base)
+        result = []
+        for inputs in frames:
+            for i, (spec, arr) in enumerate(zip(self.inputs, inputs)):
+                a = np.ascontiguousarray(np.asarray(arr, dtype=spec.dtype).reshape(spec.shape))
+                ptr = getattr(lib, f"{self.prefix}_input")(base, i)
+                ctypes.memmove(ptr, a.ctypes.data, a.nbytes)
+            rc = getattr(lib, f"{self.prefix}_run")(base)
+            if rc != 0:
+                raise HostRunError(f"{self.prefix}_run returned {rc}")
+            outs = []
+            for i, spec in enumerate(self.outputs):
+                ptr = getattr(lib, f"{self.prefix}_output")(base, i)
+                n = int(np.prod(spec.shape)) * np.dtype(spec.dtype).itemsize
+                buf = ctypes.string_at(ptr, n)
+                outs.append(np.frombuffer(buf, dtype=spec.dtype).reshape(spec.shape).copy())
+            result.append(outs)
+        return result
 
-    def _run_child(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def _run_child(self, frames: Sequence[Sequence[np.ndarray]]) -> list[list[np.ndarray]]:
         asan = subprocess.run([host_cc(), "-print-file-name=libasan.so"], capture_output=True, text=True
                               ).stdout.strip()
         env = dict(os.environ)
@@ -124,7 +138,7 @@ class HostLibrary:
             req = Path(td) / "req.pkl"
             res = Path(td) / "res.pkl"
             clone = HostLibrary(self.so_path, self.prefix, self.arena_size, self.inputs, self.outputs, False)
-            req.write_bytes(pickle.dumps((clone, [np.asarray(a) for a in inputs])))
+            req.write_bytes(pickle.dumps((clone, [[np.asarray(a) for a in inputs] for inputs in frames])))
             r = subprocess.run([sys.executable, "-m", "specializer.runtime.hostrun", str(req), str(res)],
                                env=env, capture_output=True, text=True)
             if r.returncode != 0 or not res.exists():
@@ -141,8 +155,8 @@ class HostLibrary:
 
 
 def _child_main(req: str, res: str) -> None:
-    lib, inputs = pickle.loads(Path(req).read_bytes())
-    outs = lib._run_here(inputs)
+    lib, frames = pickle.loads(Path(req).read_bytes())
+    outs = lib._run_here(frames)
     Path(res).write_bytes(pickle.dumps(outs))
 
 

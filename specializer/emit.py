@@ -260,6 +260,11 @@ def _header(g: Graph, prefix: str, up: str) -> str:
           f"{in_t} *{prefix}_input(uint8_t *arena, int index);",
           f"{out_t} *{prefix}_output(uint8_t *arena, int index);",
           f"int {prefix}_run(uint8_t *arena); /* 0 on success */", "",
+          f"/* {up}_HAS_STATE 1: the model carries state from one run to the next (LSTM/variable tensors, as",
+          " * TFLite Micro keeps them across invoke() calls): call " + f"{prefix}_reset(arena) once before the first",
+          " * run and whenever the stream restarts. With 0 it does nothing. */",
+          f"#define {up}_HAS_STATE {1 if any(t.variable for t in g.tensors.values()) else 0}",
+          f"void {prefix}_reset(uint8_t *arena);", "",
           "#ifdef __cplusplus", "}", "#endif", f"#endif /* {up}_H_ */", ""]
     return "\n".join(L)
 
@@ -293,13 +298,16 @@ def _source(g: Graph, mod: _Module, prefix: str, up: str) -> str:
         L.append("    }")
         L.append("}")
         L.append("")
-    L.append(f"int {prefix}_run(uint8_t *arena) {{")
-    L.append("    (void)arena; /* unused when every layer is an alias */")
+    L.append(f"void {prefix}_reset(uint8_t *arena) {{")
+    L.append("    (void)arena; /* a model without state */")
     for tid in sorted(t for t, tt in g.tensors.items() if tt.variable):
         t = g.t(tid)
         fill = t.quant.zero_point[0] if (t.dtype == "int8" and t.quant is not None) else 0
         L.append(f"    memset(arena + {g.memory_plan.offsets[tid]}, {fill & 0xFF}, {t.nbytes}u);"
                  f" /* state '{t.name}' starts fresh */")
+    L += ["}", ""]
+    L.append(f"int {prefix}_run(uint8_t *arena) {{")
+    L.append("    (void)arena; /* unused when every layer is an alias */")
     L += mod.body
     L += ["    return 0;", "}", ""]
     return "\n".join(L)

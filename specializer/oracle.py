@@ -31,6 +31,24 @@ def run_tflm(model: Union[bytes, str, os.PathLike], inputs: Sequence[np.ndarray]
     return [np.array(it.get_output(i)) for i in range(n_out)]
 
 
+def run_tflm_stream(model: Union[bytes, str, os.PathLike], frames: Sequence[Sequence[np.ndarray]]
+                    ) -> list[list[np.ndarray]]:
+    """Every frame through one interpreter: variable tensors (LSTM state) carry over between invokes."""
+    from tflite_micro.python.tflite_micro import runtime
+    import tflite
+
+    data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+    it = runtime.Interpreter.from_bytes(bytes(data), arena_size=max(len(data) * 10, 4 << 20))
+    n_out = tflite.Model.GetRootAsModel(bytes(data), 0).Subgraphs(0).OutputsLength()
+    out = []
+    for inputs in frames:
+        for i, x in enumerate(inputs):
+            it.set_input(np.asarray(x), i)
+        it.invoke()
+        out.append([np.array(it.get_output(i)) for i in range(n_out)])
+    return out
+
+
 def random_inputs(result, rng: np.random.Generator, narrow: bool = False) -> list[np.ndarray]:
     """Random inputs for a CompileResult's inputs: int8 uniform over the whole range, or (narrow) within 24 of the
     input zero point so that classifiers do not saturate; float32 inputs uniform in +-60 (narrow: +-4)."""

@@ -82,6 +82,10 @@ __attribute__((noinline)) void bench_setup(void)
 
 __attribute__((noinline)) void bench_invoke(void)
 {
+#if SPZ_DEF(_HAS_STATE)
+    /* every invoke is one fresh inference, as the reference pairs were made (state cleared first) */
+    SPZ_FN(_reset)(g_arena);
+#endif
     bench_status = SPZ_FN(_run)(g_arena);
 }
 

@@ -159,3 +159,56 @@ def test_unsupported_variants_are_rejected(tmp_path, variant):
         specializer.compile(mb.build(), name="net", out_dir=tmp_path / "out")
     msg = str(e.value)
     assert "\n" not in msg and "lstm_s8" in msg, msg
+
+
+# ---- streaming: state carried from run to run -------------------------------------------------------------
+def _stream_check(model: bytes, frames, tmp_path, target, sanitize=True):
+    from specializer.oracle import diff_outputs, run_tflm_stream
+
+    res = specializer.compile(model, name="net", out_dir=tmp_path / "lib", target=target)
+    assert "#define NET_HAS_STATE 1" in (tmp_path / "lib" / "net.h").read_text()
+    lib = res.host_library(sanitize=sanitize, build_dir=tmp_path)
+    got = lib.run_stream(frames)
+    want = run_tflm_stream(model, frames)
+    for k, (w, o) in enumerate(zip(want, got)):
+        bad = diff_outputs(w, o, k)
+        assert not bad, f"frame {k}: " + "; ".join(map(str, bad))
+    # frames after the first really depend on the carried state (else the test proves nothing)
+    fresh = [run_tflm(model, f) for f in frames[1:]]
+    assert any(not np.array_equal(a[0], b[0]) for a, b in zip(fresh, want[1:]))
+    return got
+
+
+@pytest.mark.parametrize("target", [None, "cortex-m4"])
+def test_streamed_frames_carry_state(tmp_path, target):
+    """Random LSTMs fed 4 frames through one arena match TFLite Micro fed the same frames through one
+    interpreter, frame by frame; `<name>_reset` starts the stream over."""
+    rng = np.random.default_rng(91)
+    mb = ModelBuilder()
+    add_lstm(mb, rng, n_cell=7, n_input=5, steps=3, batches=1, time_major=False, tag="a")
+    add_lstm(mb, rng, n_cell=12, n_input=9, steps=2, batches=2, time_major=True, tag="b")
+    model = mb.build()
+    frames = _inputs(mb, rng, n_full=2, n_narrow=2)
+    got = _stream_check(model, frames, tmp_path, target)
+    lib = specializer.compile(model, name="net", out_dir=tmp_path / "lib2", target=target).host_library()
+    again = lib.run_stream(frames[:2])  # a new stream: reset, same first frames, same outputs
+    assert all(np.array_equal(a, b) for fa, fb in zip(again, got[:2]) for a, b in zip(fa, fb))
+
+
+@real_model
+def test_real_model_streamed(tmp_path):
+    g = frontend.load_model(MODELS / f"{REAL}.tflite")
+    model = (MODELS / f"{REAL}.tflite").read_bytes()
+    rng = np.random.default_rng(92)
+    x = g.t(g.inputs[0])
+    frames = [[rng.integers(-128, 128, size=x.shape).astype(np.int8)] for _ in range(3)]
+    _stream_check(model, frames, tmp_path, "cortex-m4")
+
+
+def test_stateless_model_has_no_state(tmp_path):
+    from spz_randlayers import random_model
+
+    model, _, _ = random_model(np.random.default_rng(93), 2, ("fc",))
+    specializer.compile(model, name="net", out_dir=tmp_path / "lib")
+    h = (tmp_path / "lib" / "net.h").read_text()
+    assert "#define NET_HAS_STATE 0" in h and "void net_reset(uint8_t *arena);" in h
