@@ -1,7 +1,8 @@
 """FULLY_CONNECTED kernels.
 
 generic: plain C, TFLite Micro reference semantics (int8 input/weights, int32 bias, per-tensor or per-channel
-requantization); uses the folded bias when `fold_zero_points` produced one.
+requantization, symmetric or asymmetric weights: acc = bias + sum((x - zp_x) * (w - zp_w))); uses the folded bias
+when `fold_zero_points` produced one (symmetric weights only).
 """
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ def _reject(g, op, core):
         return f"needs int8 input/weights/output, got {x.dtype}/{w.dtype}/{y.dtype}"
     if not w.is_const or len(w.shape) != 2:
         return "needs constant 2-D weights"
-    if w.quant is None or any(w.quant.zero_point):
-        return "needs symmetric int8 weights (zero point 0)"
+    if w.quant is None:
+        return "needs quantized int8 weights"
+    if any(w.quant.zero_point) and len(set(w.quant.zero_point)) > 1:
+        return "per-channel weight zero points that differ (TFLite Micro takes one weight zero point)"
     if x.size % w.shape[1]:
         return f"input size {x.size} is not a multiple of the weights' depth {w.shape[1]}"
     b = op.input(2)
@@ -42,7 +45,8 @@ def _emit(ctx):
     lo, hi = op.clamp
     p = ctx.sym("p")
     ctx.static(f"static const {fn}_params {p} = {{ {x.size // depth}, {depth}, {w.shape[0]}, "
-               f"{x.quant.zero_point[0]}, {y.quant.zero_point[0]}, {lo}, {hi}, {int(len(rq.multiplier) > 1)} }};")
+               f"{x.quant.zero_point[0]}, {w.quant.zero_point[0]}, {y.quant.zero_point[0]}, {lo}, {hi}, "
+               f"{int(len(rq.multiplier) > 1)} }};")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(w.id)}, {bias}, {mult}, {shift}, {ctx.ptr(y.id)});")
 
 

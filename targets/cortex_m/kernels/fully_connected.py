@@ -45,6 +45,8 @@ def reject(g, op, core):
     why = generic_fc._reject(g, op, core)
     if why:
         return why
+    if any(g.t(op.inputs[1]).quant.zero_point):
+        return "asymmetric weights (the generic kernel takes them)"
     _, folded, _ = _parts(g, op)
     if np.abs(folded).max(initial=0) >= INT32:
         return "bias - zp * sum(w) does not fit int32"
