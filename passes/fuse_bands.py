@@ -194,6 +194,7 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
 
     if generic_only:  # the unspecialized ablation build keeps the model's own layer structure
         return g
+    arena = None if force else plan_memory(g).memory_plan.arena_size
     for p, c in candidates(g):
         if p not in g.ops or c not in g.ops:
             continue
@@ -201,6 +202,10 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
         if fused is None:
             continue
         trial = g.with_ops([fused if op is c else op for op in g.ops if op is not p]).prune()
-        if force or plan_memory(trial).memory_plan.arena_size < plan_memory(g).memory_plan.arena_size:
+        if force:
             g = trial
+            continue
+        a = plan_memory(trial).memory_plan.arena_size
+        if a < arena:
+            g, arena = trial, a
     return g

@@ -39,7 +39,7 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
         ("fold_zero_points", fold_zero_points),
         ("precompute_requant", precompute_requant),
         ("select_kernels", lambda g: select_kernels(g, core, generic_only=generic_only)),
-        ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer)),
+        ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer, core)),
         ("fuse_bands", lambda g: fuse_bands(g, core, generic_only=generic_only,
                                             force=bool(prefer and prefer.get("BAND")))),
         ("reorder_weights", reorder_weights),
