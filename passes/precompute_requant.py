@@ -120,9 +120,28 @@ def _unary_table_requant(g: Graph, op: Op) -> Optional[Requant]:
     return TableRequant(tuple(int(v) for v in tab))
 
 
+def _measured_table_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """ABS, NEG, LEAKY_RELU, ELU, EXP, RSQRT: the table TFLite Micro itself computes (specializer/measured.py)."""
+    from specializer.measured import measured_table
+
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if (x.dtype, y.dtype) != ("int8", "int8") or x.quant is None or y.quant is None:
+        return None
+    if x.quant.per_channel or y.quant.per_channel or x.size != y.size:
+        return None
+    try:
+        tab = measured_table(op.kind, op.attrs, float(x.quant.scale[0]), int(x.quant.zero_point[0]),
+                             float(y.quant.scale[0]), int(y.quant.zero_point[0]))
+    except ValueError:
+        return None
+    return TableRequant(tab)
+
+
 REQUANT["SOFTMAX"] = _softmax_requant
 for _kind in ("LOGISTIC", "TANH", "HARD_SWISH"):
     REQUANT[_kind] = _unary_table_requant
+for _kind in ("ABS", "NEG", "LEAKY_RELU", "ELU", "EXP", "RSQRT"):
+    REQUANT[_kind] = _measured_table_requant
 
 
 # ---- elementwise, quantize, relu, mean (kernels/elementwise.py, quantize.py, reduce.py) --------------------

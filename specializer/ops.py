@@ -87,6 +87,11 @@ class Softmax:
 
 
 @dataclass(frozen=True)
+class LeakyRelu:
+    alpha: float = 0.2
+
+
+@dataclass(frozen=True)
 class Concatenation:
     axis: int = 0
     activation: str = "NONE"
@@ -193,6 +198,12 @@ OP_SPECS: dict[str, OpSpec] = {
     "SPLIT": _spec(Split, "SplitOptions", num_splits=("NumSplits", "int")),
     "SPLIT_V": _spec(Split, "SplitVOptions", num_splits=("NumSplits", "int")),
     "MAXIMUM": _spec(NoAttrs, "MaximumMinimumOptions"),
+    "ABS": _spec(NoAttrs),
+    "NEG": _spec(NoAttrs),
+    "ELU": _spec(NoAttrs),
+    "EXP": _spec(NoAttrs),
+    "RSQRT": _spec(NoAttrs),
+    "LEAKY_RELU": _spec(LeakyRelu, "LeakyReluOptions", alpha=("Alpha", "float")),
     "MINIMUM": _spec(NoAttrs, "MaximumMinimumOptions"),
 }
 

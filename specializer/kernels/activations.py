@@ -1,4 +1,4 @@
-"""LOGISTIC, TANH and HARD_SWISH kernels (int8 in, int8 out), bit-exact with TensorFlow Lite Micro.
+"""LOGISTIC, TANH, HARD_SWISH and ABS, NEG, LEAKY_RELU, ELU, EXP, RSQRT (int8 in, int8 out), bit-exact with TFLM.
 
 How it works
 1. TFLM evaluates these ops in integer fixed point (gemmlowp logistic/tanh in Q4.27 behind an input radius
@@ -8,7 +8,8 @@ How it works
    256 inputs and stores the results as a `TableRequant`; the tests check the twin and the generated code against
    the oracle for every input value over many quantizations. A table is exact by construction, costs 256 bytes of
    flash (shared between layers with equal quantization) and one load per element at run time.
-3. One generic C kernel (lut_s8.c.in) serves all three ops: out[i] = table[(uint8_t)in[i]]. It works in place.
+   ABS, NEG, LEAKY_RELU, ELU, EXP and RSQRT take their table from TFLM itself (specializer/measured.py).
+3. One generic C kernel (lut_s8.c.in) serves all these ops: out[i] = table[(uint8_t)in[i]]. It works in place.
 4. Rejected (one-line reasons): non-int8 tensors, per-channel quantization, LOGISTIC outputs other than
    (1/256, -128) and TANH outputs other than (1/128, 0) (TFLM writes those fixed scales whatever the output
    tensor declares, so any other quantization would give meaningless values), input scales below 2^-28
@@ -20,9 +21,11 @@ from __future__ import annotations
 import numpy as np
 
 from .. import fixedpoint
+from ..measured import MEASURED_OPS, measured_table
 from ..registry import KernelEntry
 
-OPS = ("LOGISTIC", "TANH", "HARD_SWISH")
+TWIN_OPS = ("LOGISTIC", "TANH", "HARD_SWISH")  # tables from the Python twin (specializer/fixedpoint.py)
+OPS = TWIN_OPS + MEASURED_OPS  # and tables measured on TFLite Micro itself (specializer/measured.py)
 # TFLite's fixed int8 output quantization of the sigmoid-like ops: (scale, zero point)
 FIXED_OUTPUT = {"LOGISTIC": (1.0 / 256.0, -128), "TANH": (1.0 / 128.0, 0)}
 
@@ -41,8 +44,12 @@ def _reject(g, op, core):
             return (f"int8 {op.kind} output must have scale 1/{round(1 / scale)} and zero point {zp} (TFLite's fixed "
                     f"output quantization), got scale {y.quant.scale[0]:g} zero point {y.quant.zero_point[0]}")
     try:
-        fixedpoint.unary_s8_table(op.kind, x.quant.scale[0], x.quant.zero_point[0], y.quant.scale[0],
-                                  y.quant.zero_point[0])
+        if op.kind in MEASURED_OPS:
+            measured_table(op.kind, op.attrs, float(x.quant.scale[0]), int(x.quant.zero_point[0]),
+                           float(y.quant.scale[0]), int(y.quant.zero_point[0]))
+        else:
+            fixedpoint.unary_s8_table(op.kind, x.quant.scale[0], x.quant.zero_point[0], y.quant.scale[0],
+                                      y.quant.zero_point[0])
     except ValueError as e:
         return str(e)
     if op.requant is None or not hasattr(op.requant, "table"):
