@@ -87,6 +87,23 @@ class Softmax:
 
 
 @dataclass(frozen=True)
+class BlockSize:
+    block_size: int = 2
+
+
+@dataclass(frozen=True)
+class Pack:
+    values_count: int = 0
+    axis: int = 0
+
+
+@dataclass(frozen=True)
+class Unpack:
+    num: int = 0
+    axis: int = 0
+
+
+@dataclass(frozen=True)
 class LeakyRelu:
     alpha: float = 0.2
 
@@ -204,6 +221,11 @@ OP_SPECS: dict[str, OpSpec] = {
     "EXP": _spec(NoAttrs),
     "RSQRT": _spec(NoAttrs),
     "LEAKY_RELU": _spec(LeakyRelu, "LeakyReluOptions", alpha=("Alpha", "float")),
+    "SLICE": _spec(NoAttrs, "SliceOptions"),
+    "PACK": _spec(Pack, "PackOptions", values_count=("ValuesCount", "int"), axis=("Axis", "int")),
+    "UNPACK": _spec(Unpack, "UnpackOptions", num=("Num", "int"), axis=("Axis", "int")),
+    "SPACE_TO_DEPTH": _spec(BlockSize, "SpaceToDepthOptions", block_size=("BlockSize", "int")),
+    "DEPTH_TO_SPACE": _spec(BlockSize, "DepthToSpaceOptions", block_size=("BlockSize", "int")),
     "MINIMUM": _spec(NoAttrs, "MaximumMinimumOptions"),
 }
 

@@ -108,11 +108,12 @@ _REQUIRED_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNE
                     "ADD": (0, 1), "SUB": (0, 1), "MUL": (0, 1), "EXPAND_DIMS": (0, 1), "PAD": (0, 1),
                     "PADV2": (0, 1), "RESIZE_NEAREST_NEIGHBOR": (0, 1), "MEAN": (0, 1), "TRANSPOSE": (0, 1),
                     "STRIDED_SLICE": (0, 1, 2, 3), "SPLIT": (0, 1), "SPLIT_V": (0, 1, 2), "MAXIMUM": (0, 1),
-                    "MINIMUM": (0, 1),
+                    "MINIMUM": (0, 1), "SLICE": (0, 1, 2),
                     "UNIDIRECTIONAL_SEQUENCE_LSTM": (0, 2, 3, 4, 6, 7, 8, 13, 14, 15, 18, 19)}
 
 
-_POSITIVE_ATTRS = ("stride_h", "stride_w", "dilation_h", "dilation_w", "filter_h", "filter_w", "depth_multiplier")
+_POSITIVE_ATTRS = ("stride_h", "stride_w", "dilation_h", "dilation_w", "filter_h", "filter_w", "depth_multiplier",
+                   "block_size")
 
 
 def _check_attrs(label: str, i: int, kind: str, attrs) -> None:

@@ -501,4 +501,167 @@ def _emit_split(ctx):
 SPLIT = KernelEntry(name="split_s8", ops=("SPLIT", "SPLIT_V"), template="strided_copy_s8.c.in", emit=_emit_split,
                     reject=_reject_split)
 
-ENTRIES = (PAD, CONCAT, RESIZE, TRANSPOSE, STRIDED_SLICE, SPLIT, COPY)
+# ---- SLICE, UNPACK, SPACE_TO_DEPTH, DEPTH_TO_SPACE: strided gathers; PACK: the concatenation kernel ----------
+def _slice_geometry(g, op):
+    x = g.t(op.inputs[0])
+    begin, size = _const_ints(g, op.input(1)), _const_ints(g, op.input(2))
+    size = [x.shape[k] - begin[k] if size[k] == -1 else size[k] for k in range(len(x.shape))]
+    st = _row_major_strides(x.shape)
+    return _gather(size, st, sum(b * s for b, s in zip(begin, st))), size
+
+
+def _reject_slice(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    begin, size = _const_ints(g, op.input(1)), _const_ints(g, op.input(2))
+    if begin is None or size is None:
+        return "begin and size must be constant int32 tensors"
+    rank = len(x.shape)
+    if len(begin) != rank or len(size) != rank:
+        return f"begin {begin} / size {size} do not match the input's rank {rank}"
+    for k in range(rank):
+        n = x.shape[k] - begin[k] if size[k] == -1 else size[k]
+        if begin[k] < 0 or n < 0 or begin[k] + n > x.shape[k]:
+            return f"slice [{begin[k]}, +{size[k]}) outside dimension {k} of size {x.shape[k]}"
+    geo, full = _slice_geometry(g, op)
+    if tuple(full) != tuple(y.shape):
+        return f"output shape {list(y.shape)} != slice size {full}"
+    if geo is None:
+        return "too many non-mergeable dimensions"
+    return None
+
+
+def _emit_slice(ctx):
+    _emit_gather(ctx, ctx.op.inputs[0], ctx.op.outputs[0], _slice_geometry(ctx.g, ctx.op)[0])
+
+
+SLICE = KernelEntry(name="slice_s8", ops=("SLICE",), template="strided_copy_s8.c.in", emit=_emit_slice,
+                    reject=_reject_slice)
+
+
+def _axis(a: int, rank: int) -> int:
+    return a + rank if a < 0 else a
+
+
+def _reject_unpack(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    x = g.t(op.inputs[0])
+    rank = len(x.shape)
+    if not -rank <= op.attrs.axis < rank:
+        return f"axis {op.attrs.axis} out of range for rank {rank}"
+    ax = _axis(op.attrs.axis, rank)
+    if len(op.outputs) != x.shape[ax]:
+        return f"{len(op.outputs)} outputs for dimension {ax} of size {x.shape[ax]}"
+    want = tuple(x.shape[:ax] + x.shape[ax + 1:])
+    for i, o in enumerate(op.outputs):
+        if tuple(g.t(o).shape) != want:
+            return f"output {i} shape {list(g.t(o).shape)} != {list(want)}"
+    return None
+
+
+def _emit_unpack(ctx):
+    x = ctx.inp(0)
+    ax = _axis(ctx.op.attrs.axis, len(x.shape))
+    st = _row_major_strides(x.shape)
+    dims = list(x.shape[:ax]) + list(x.shape[ax + 1:])
+    strides = st[:ax] + st[ax + 1:]
+    for k, o in enumerate(ctx.op.outputs):
+        _emit_gather(ctx, x.id, o, _gather(dims, strides, k * st[ax]))
+
+
+UNPACK = KernelEntry(name="unpack_s8", ops=("UNPACK",), template="strided_copy_s8.c.in", emit=_emit_unpack,
+                     reject=_reject_unpack)
+
+
+def _block_geometry(g, op):
+    """Output dims and input strides of SPACE_TO_DEPTH / DEPTH_TO_SPACE (NHWC, block b) as one gather."""
+    x = g.t(op.inputs[0])
+    n, h, w, c = x.shape
+    b = op.attrs.block_size
+    if op.kind == "SPACE_TO_DEPTH":  # out[n, y, x, (by*b + bx)*c + k] = in[n, y*b + by, x*b + bx, k]
+        dims = [n, h // b, w // b, b, b, c]
+        strides = [h * w * c, b * w * c, b * c, w * c, c, 1]
+    else:  # out[n, y*b + by, x*b + bx, k] = in[n, y, x, (by*b + bx)*c' + k], c' = c / b^2
+        co = c // (b * b)
+        dims = [n, h, b, w, b, co]
+        strides = [h * w * c, w * c, b * co, c, co, 1]
+    return _gather(dims, strides, 0)
+
+
+def _reject_block(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if len(x.shape) != 4:
+        return f"needs a 4-D NHWC input, got {list(x.shape)}"
+    n, h, w, c = x.shape
+    b = op.attrs.block_size
+    if b < 1:
+        return f"block size {b} must be positive"
+    if op.kind == "SPACE_TO_DEPTH":
+        if h % b or w % b:
+            return f"height {h} and width {w} must be multiples of the block size {b}"
+        want = (n, h // b, w // b, c * b * b)
+    else:
+        if c % (b * b):
+            return f"depth {c} must be a multiple of block size squared {b * b}"
+        want = (n, h * b, w * b, c // (b * b))
+    if tuple(y.shape) != want:
+        return f"output shape {list(y.shape)} != {list(want)}"
+    if _block_geometry(g, op) is None:
+        return "too many non-mergeable dimensions"
+    return None
+
+
+def _emit_block(ctx):
+    _emit_gather(ctx, ctx.op.inputs[0], ctx.op.outputs[0], _block_geometry(ctx.g, ctx.op))
+
+
+BLOCKS = KernelEntry(name="space_depth_s8", ops=("SPACE_TO_DEPTH", "DEPTH_TO_SPACE"), template="strided_copy_s8.c.in",
+                     emit=_emit_block, reject=_reject_block)
+
+
+def _reject_pack(g, op, core):
+    why = _int8_io(g, op, range(len(op.inputs)))
+    if why:
+        return why
+    y = g.t(op.outputs[0])
+    rank = len(y.shape)
+    if not -rank <= op.attrs.axis < rank:
+        return f"axis {op.attrs.axis} out of range for output rank {rank}"
+    ax = _axis(op.attrs.axis, rank)
+    if y.shape[ax] != len(op.inputs) or op.attrs.values_count not in (0, len(op.inputs)):
+        return f"{len(op.inputs)} inputs (values_count {op.attrs.values_count}) for dimension {ax} of size {y.shape[ax]}"
+    want = tuple(y.shape[:ax] + y.shape[ax + 1:])
+    for i, t in enumerate(op.inputs):
+        if tuple(g.t(t).shape) != want:
+            return f"input {i} shape {list(g.t(t).shape)} != {list(want)}"
+    return None
+
+
+def _emit_pack(ctx):
+    """PACK is a concatenation whose inputs have a dimension of 1 at the axis (the same byte layout)."""
+    g, op = ctx.g, ctx.op
+    y = ctx.out()
+    ax = _axis(op.attrs.axis, len(y.shape))
+    outer, inner = _prod(y.shape[:ax]), _prod(y.shape[ax + 1:])
+    if y.size == 0:
+        ctx.call("/* empty output */")
+        return
+    fn = ctx.fn(template="concat_s8.c.in")
+    p = ctx.sym("p")
+    csym = ctx.weights(np.asarray([inner] * len(op.inputs), dtype=np.int32))
+    ctx.static(f"static const {fn}_params {p} = {{ {outer}, {len(op.inputs)} }};")
+    ptrs = ", ".join(ctx.ptr(t) for t in op.inputs)
+    ctx.call(f"{{\n    const int8_t *const ins[{len(op.inputs)}] = {{ {ptrs} }};\n"
+             f"    {fn}(&{p}, ins, {csym}, {ctx.ptr(y.id)});\n}}")
+
+
+PACK = KernelEntry(name="pack_s8", ops=("PACK",), template="concat_s8.c.in", emit=_emit_pack, reject=_reject_pack)
+
+ENTRIES = (PAD, CONCAT, RESIZE, TRANSPOSE, STRIDED_SLICE, SPLIT, COPY, SLICE, UNPACK, BLOCKS, PACK)
