@@ -19,7 +19,7 @@ from specializer.ir import Graph
 from specializer.quant import activation_range
 
 CLAMPING_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "ADD",
-                "SUB", "MUL")
+                "SUB", "MUL", "TRANSPOSE_CONV")
 _RELUS = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
 
 

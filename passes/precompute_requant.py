@@ -44,11 +44,32 @@ def _channel_requant(g: Graph, op: Op) -> Optional[Requant]:
     return ChannelRequant(tuple(mult), tuple(shift))
 
 
+def _transpose_conv_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """TRANSPOSE_CONV: inputs (output shape, weights, input, bias); per output channel as CONV_2D."""
+    if len(op.inputs) < 3 or op.input(1) is None or op.input(2) is None:
+        return None
+    x, w, y = g.t(op.inputs[2]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    if x.quant is None or w.quant is None or y.quant is None or not y.shape:
+        return None
+    n = y.shape[-1]
+    scales = w.quant.scale
+    if len(scales) > 1 and len(scales) != n:
+        return None
+    mult, shift = [], []
+    for c in range(n if len(scales) > 1 else 1):
+        m, s = quantize_multiplier(float(x.quant.scale[0]) * float(scales[c if len(scales) > 1 else 0])
+                                   / float(y.quant.scale[0]))
+        mult.append(m)
+        shift.append(s)
+    return ChannelRequant(tuple(mult), tuple(shift))
+
+
 # op kind -> function computing its constants. Ops absent here need none (pure data movement).
 REQUANT: dict[str, Callable[[Graph, Op], Optional[Requant]]] = {
     "CONV_2D": _channel_requant,
     "DEPTHWISE_CONV_2D": _channel_requant,
     "FULLY_CONNECTED": _channel_requant,
+    "TRANSPOSE_CONV": _transpose_conv_requant,
 }
 
 

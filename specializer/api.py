@@ -175,6 +175,9 @@ def op_macs(g: Graph, op) -> int:
     """Multiply-accumulates of an op, counted as MANIFEST.json counts them."""
     if op.kind == "BANDED_PAIR":
         return op.attrs.macs
+    if op.kind == "TRANSPOSE_CONV":
+        w = g.t(op.inputs[1])
+        return g.t(op.inputs[2]).size * w.shape[0] * w.shape[1] * w.shape[2]
     if op.kind == "CONV_2D":
         w = g.t(op.inputs[1])
         return g.t(op.outputs[0]).size * w.shape[1] * w.shape[2] * w.shape[3]

@@ -87,6 +87,14 @@ class Softmax:
 
 
 @dataclass(frozen=True)
+class TransposeConv:
+    padding: str = "SAME"
+    stride_h: int = 1
+    stride_w: int = 1
+    activation: str = "NONE"
+
+
+@dataclass(frozen=True)
 class BlockSize:
     block_size: int = 2
 
@@ -222,6 +230,9 @@ OP_SPECS: dict[str, OpSpec] = {
     "RSQRT": _spec(NoAttrs),
     "LEAKY_RELU": _spec(LeakyRelu, "LeakyReluOptions", alpha=("Alpha", "float")),
     "SLICE": _spec(NoAttrs, "SliceOptions"),
+    "TRANSPOSE_CONV": _spec(TransposeConv, "TransposeConvOptions", padding=("Padding", "padding"),
+                            stride_w=("StrideW", "int"), stride_h=("StrideH", "int"),
+                            activation=("FusedActivationFunction", "act")),
     "PACK": _spec(Pack, "PackOptions", values_count=("ValuesCount", "int"), axis=("Axis", "int")),
     "UNPACK": _spec(Unpack, "UnpackOptions", num=("Num", "int"), axis=("Axis", "int")),
     "SPACE_TO_DEPTH": _spec(BlockSize, "SpaceToDepthOptions", block_size=("BlockSize", "int")),

@@ -6,7 +6,7 @@ ranks by priority, then by this order.
 from __future__ import annotations
 
 from . import (activations, band, conv, data_movement, elementwise, fully_connected, lstm, pooling, quantize, reduce,
-               softmax)
+               softmax, transpose_conv)
 
 ENTRIES = (
     *conv.ENTRIES,
@@ -20,4 +20,5 @@ ENTRIES = (
     *reduce.ENTRIES,
     *lstm.ENTRIES,
     *band.ENTRIES,
+    *transpose_conv.ENTRIES,
 )
