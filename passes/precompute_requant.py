@@ -64,12 +64,22 @@ def _transpose_conv_requant(g: Graph, op: Op) -> Optional[Requant]:
     return ChannelRequant(tuple(mult), tuple(shift))
 
 
+def _batch_matmul_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """BATCH_MATMUL: one multiplier, lhs scale x rhs scale / output scale."""
+    a, b, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    if a.quant is None or b.quant is None or y.quant is None:
+        return None
+    m, s = quantize_multiplier(float(a.quant.scale[0]) * float(b.quant.scale[0]) / float(y.quant.scale[0]))
+    return ChannelRequant((m,), (s,))
+
+
 # op kind -> function computing its constants. Ops absent here need none (pure data movement).
 REQUANT: dict[str, Callable[[Graph, Op], Optional[Requant]]] = {
     "CONV_2D": _channel_requant,
     "DEPTHWISE_CONV_2D": _channel_requant,
     "FULLY_CONNECTED": _channel_requant,
     "TRANSPOSE_CONV": _transpose_conv_requant,
+    "BATCH_MATMUL": _batch_matmul_requant,
 }
 
 

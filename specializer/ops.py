@@ -95,6 +95,12 @@ class TransposeConv:
 
 
 @dataclass(frozen=True)
+class BatchMatMul:
+    adj_x: bool = False
+    adj_y: bool = False
+
+
+@dataclass(frozen=True)
 class BlockSize:
     block_size: int = 2
 
@@ -230,6 +236,7 @@ OP_SPECS: dict[str, OpSpec] = {
     "RSQRT": _spec(NoAttrs),
     "LEAKY_RELU": _spec(LeakyRelu, "LeakyReluOptions", alpha=("Alpha", "float")),
     "SLICE": _spec(NoAttrs, "SliceOptions"),
+    "BATCH_MATMUL": _spec(BatchMatMul, "BatchMatMulOptions", adj_x=("AdjX", "bool"), adj_y=("AdjY", "bool")),
     "TRANSPOSE_CONV": _spec(TransposeConv, "TransposeConvOptions", padding=("Padding", "padding"),
                             stride_w=("StrideW", "int"), stride_h=("StrideH", "int"),
                             activation=("FusedActivationFunction", "act")),

@@ -109,7 +109,7 @@ _REQUIRED_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNE
                     "PADV2": (0, 1), "RESIZE_NEAREST_NEIGHBOR": (0, 1), "MEAN": (0, 1), "TRANSPOSE": (0, 1),
                     "STRIDED_SLICE": (0, 1, 2, 3), "SPLIT": (0, 1), "SPLIT_V": (0, 1, 2), "MAXIMUM": (0, 1),
                     "MINIMUM": (0, 1), "SLICE": (0, 1, 2),
-                    "TRANSPOSE_CONV": (0, 1, 2),
+                    "TRANSPOSE_CONV": (0, 1, 2), "BATCH_MATMUL": (0, 1),
                     "UNIDIRECTIONAL_SEQUENCE_LSTM": (0, 2, 3, 4, 6, 7, 8, 13, 14, 15, 18, 19)}
 
 

@@ -5,7 +5,7 @@ ranks by priority, then by this order.
 """
 from __future__ import annotations
 
-from . import (activations, band, conv, data_movement, elementwise, fully_connected, lstm, pooling, quantize, reduce,
+from . import (activations, band, batch_matmul, conv, data_movement, elementwise, fully_connected, lstm, pooling, quantize, reduce,
                softmax, transpose_conv)
 
 ENTRIES = (
@@ -21,4 +21,5 @@ ENTRIES = (
     *lstm.ENTRIES,
     *band.ENTRIES,
     *transpose_conv.ENTRIES,
+    *batch_matmul.ENTRIES,
 )
