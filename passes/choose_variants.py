@@ -177,8 +177,7 @@ def _inplace_at_peak(g: Graph, cands, chosen):
 
 
 
-def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optional[Mapping[str, Any]] = None,
-                    core: Any = None) -> Graph:
+def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optional[Mapping[str, Any]] = None) -> Graph:
     """`prefer`: template arguments to force where a layer has candidates with them (ablations, tests), e.g.
     {"WFMT": "i8"} or {"IP": True}; layers without such a candidate keep the normal choice."""
     if budget == "default":
@@ -222,23 +221,8 @@ def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optiona
         chosen = _keep_peak_ram(g, cands, pick, chosen)
         chosen = _inplace_at_peak(g, cands, chosen)
         chosen = _lower_arena(g, cands, pick, chosen)
-        chosen = _give_back_banded(g, cands, pick, chosen, core)
     return _applied(g, chosen)
 
-
-GIVE_BACK_BANDED = 4  # layers tried (the most cycles first): each try plans the banded graph once
-
-
-def _give_back_banded(g: Graph, cands, pick, chosen, core):
-    """The RAM steps above plan the graph as it is; passes/fuse_bands may then run a pointwise layer and its
-    successor by row bands and lower the peak they defended. A layer those steps moved off its pick gets the
-    pick back where the banded plan's arena does not grow."""
-    from specializer.passes.fuse_bands import candidates, fuse_bands
-    from specializer.passes.plan_memory import plan_memory
-
-    moved = [(idx, cs) for idx, cs in cands if chosen[idx] != dict(cs[pick[idx]].params)]
-    if not moved or not candidates(_applied(g, chosen)):
-        return chosen
 
     def arena(ch):
         return plan_memory(fuse_bands(_applied(g, ch), core)).memory_plan.arena_size

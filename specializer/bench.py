@@ -96,8 +96,8 @@ def practical_ceiling(g, op) -> Optional[float]:
         a = op.attrs
         first = {s.p_op for s in a.steps if s.p_op >= 0}, {s.c_op for s in a.steps}
         ps, cs = (next(o for o in a.sub.ops if o.index == min(ids)) for ids in first)
-        cyc = a.p_macs / practical_ceiling(a.sub, ps) + a.c_macs / practical_ceiling(a.sub, cs)
-        return a.macs / cyc
+        cyc = sum(n / practical_ceiling(a.sub, o) for n, o in ((a.p_macs, ps), (a.c_macs, cs)) if n)
+        return a.macs / cyc if cyc else None
     w = g.t(op.inputs[1])
     if op.kind == "CONV_2D" or (op.kind == "DEPTHWISE_CONV_2D" and g.t(op.inputs[0]).shape[3] == 1):
         k = w.shape[1] * w.shape[2] * (w.shape[3] if op.kind == "CONV_2D" else 1)

@@ -17,7 +17,7 @@ from .passes.fold_constants import fold_constants
 from .passes.fold_padding import fold_padding
 from .passes.fold_zero_points import fold_zero_points
 from .passes.fuse_activations import fuse_activations
-from .passes.fuse_bands import fuse_bands
+from .passes.fuse_bands import fuse_bands, rechoose_variants
 from .passes.plan_memory import plan_memory
 from .passes.precompute_requant import precompute_requant
 from .passes.reorder_weights import reorder_weights
@@ -25,7 +25,7 @@ from .passes.select_kernels import select_kernels
 
 PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_reshapes", "fold_zero_points",
               "precompute_requant", "select_kernels", "choose_variants", "fuse_bands",
-              "reorder_weights", "plan_memory")
+              "rechoose_variants", "reorder_weights", "plan_memory")
 
 
 def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
@@ -39,9 +39,10 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
         ("fold_zero_points", fold_zero_points),
         ("precompute_requant", precompute_requant),
         ("select_kernels", lambda g: select_kernels(g, core, generic_only=generic_only)),
-        ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer, core)),
+        ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer)),
         ("fuse_bands", lambda g: fuse_bands(g, core, generic_only=generic_only,
                                             force=bool(prefer and prefer.get("BAND")))),
+        ("rechoose_variants", lambda g: rechoose_variants(g, flash_budget, prefer)),
         ("reorder_weights", reorder_weights),
         ("plan_memory", lambda g: plan_memory(g, alignment=alignment, share_all=share_all)),
     ]

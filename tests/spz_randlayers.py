@@ -374,48 +374,86 @@ def rows_depthwise_model(rng, tag: str, n: int):
 
 
 def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
-    """x -> 1x1 CONV_2D (channels x1..x6) -> DEPTHWISE_CONV_2D or CONV_2D (any kernel, stride, SAME/VALID, dilation
-    along W) -> y, its own input and output, batch 1: what passes/fuse_bands runs row band by row band."""
-    ih, iw, kh, kw, sh, sw, _, dw, padding = _geometry(rng, k_max=5, in_max=16)
+    """x -> P -> C -> y, its own input and output, batch 1: what passes/fuse_bands runs row band by row band.
+    P: a 1x1 CONV_2D (channels x1..x6), a KxK CONV_2D (any stride, SAME/VALID) or a DEPTHWISE_CONV_2D; C: a
+    DEPTHWISE_CONV_2D or CONV_2D (any kernel, stride, SAME/VALID, dilation along W), a MAX_POOL_2D or an
+    AVERAGE_POOL_2D."""
+    pk = str(rng.choice(["pw", "conv", "dw"]))
+    ck = str(rng.choice(["dw", "conv", "max", "avg"]))
+    ih, iw = (int(v) for v in rng.integers(3, 15, size=2))
     cin = int(rng.choice((1, 2, 3, 4, 5, 8)))
-    cm = cin * int(rng.integers(1, 7))
-    depthwise = rng.random() < 0.6
-    mult = int(rng.integers(1, 3)) if depthwise else 1
-    cout = cm * mult if depthwise else int(rng.choice((2, 3, 4, 8, 12)))
     in_s, in_zp = float(10 ** rng.uniform(-2, -1)), _zp(rng)
-    act1, act2 = str(rng.choice(ACTS)), str(rng.choice(ACTS))
+    act1 = str(rng.choice(ACTS))
     m_s, m_zp = output_quant(rng, act1)
-    y_s, y_zp = output_quant(rng, act2)
     x = mb.input(f"x{tag}", (1, ih, iw, cin), scale=in_s, zero_point=in_zp)
+    if pk == "pw":
+        kh1 = kw1 = s1 = 1
+        pad1 = "VALID"
+        cm = cin * int(rng.integers(1, 7))
+    else:
+        kh1, kw1 = (int(v) for v in rng.integers(1, 5, size=2))
+        s1 = int(rng.integers(1, 3))
+        pad1 = str(rng.choice(["SAME", "VALID"])) if min(ih, iw) >= max(kh1, kw1) else "SAME"
+        cm = cin * int(rng.integers(1, 4)) if pk == "dw" else int(rng.choice((2, 4, 6, 8, 16)))
+    mh, mw = ops.conv_output_size(ih, kh1, s1, 1, pad1), ops.conv_output_size(iw, kw1, s1, 1, pad1)
+    depth1 = cin * kh1 * kw1 if pk != "dw" else kh1 * kw1
     w1s = _weight_scales(rng, cm, rng.random() < 0.7)
-    w1 = mb.const(f"w1{tag}", rng.integers(-127, 128, (cm, 1, 1, cin)).astype(np.int8), scale=w1s, axis=0)
-    acc1 = 74.0 * 73.0 * np.sqrt(cin)
+    wshape1 = (1, kh1, kw1, cm) if pk == "dw" else (cm, kh1, kw1, cin)
+    w1 = mb.const(f"w1{tag}", rng.integers(-127, 128, wshape1).astype(np.int8), scale=w1s, axis=3 if pk == "dw" else 0)
+    acc1 = 74.0 * 73.0 * np.sqrt(depth1)
     m_s = float(float(np.median(w1s)) * in_s * acc1 / 40.0 * 10 ** rng.uniform(-0.3, 0.3))
     b1 = mb.const(f"b1{tag}", (rng.uniform(-2, 2, cm) * acc1).astype(np.int32),
                   scale=np.broadcast_to((in_s * w1s.astype(np.float64)).astype(np.float32), (cm,)), axis=0)
-    m = mb.tensor(f"m{tag}", (1, ih, iw, cm), scale=m_s, zero_point=m_zp)
-    mb.op("CONV_2D", [x, w1, b1], [m], ops.Conv2D(padding="VALID", stride_h=1, stride_w=1, activation=act1))
-    taps = kh * kw * (1 if depthwise else cm)
-    w2s = _weight_scales(rng, cout, rng.random() < 0.7)
-    wshape = (1, kh, kw, cout) if depthwise else (cout, kh, kw, cm)
-    w2 = mb.const(f"w2{tag}", rng.integers(-127, 128, wshape).astype(np.int8), scale=w2s, axis=3 if depthwise else 0)
-    acc2 = 74.0 * 73.0 * np.sqrt(taps)
-    y_s = float(float(np.median(w2s)) * m_s * acc2 / 40.0 * 10 ** rng.uniform(-0.3, 0.3))
-    b2 = mb.const(f"b2{tag}", (rng.uniform(-2, 2, cout) * acc2).astype(np.int32),
-                  scale=np.broadcast_to((m_s * w2s.astype(np.float64)).astype(np.float32), (cout,)), axis=0)
-    oh = ops.conv_output_size(ih, kh, sh, 1, padding)
-    ow = ops.conv_output_size(iw, kw, sw, dw, padding)
-    y = mb.tensor(f"y{tag}", (1, oh, ow, cout), scale=y_s, zero_point=y_zp)
-    if depthwise:
-        mb.op("DEPTHWISE_CONV_2D", [m, w2, b2], [y], ops.DepthwiseConv2D(
-            padding=padding, stride_h=sh, stride_w=sw, dilation_h=1, dilation_w=dw, depth_multiplier=mult,
-            activation=act2))
+    m = mb.tensor(f"m{tag}", (1, mh, mw, cm), scale=m_s, zero_point=m_zp)
+    if pk == "dw":
+        mb.op("DEPTHWISE_CONV_2D", [x, w1, b1], [m], ops.DepthwiseConv2D(
+            padding=pad1, stride_h=s1, stride_w=s1, depth_multiplier=cm // cin, activation=act1))
     else:
-        mb.op("CONV_2D", [m, w2, b2], [y], ops.Conv2D(padding=padding, stride_h=sh, stride_w=sw, dilation_h=1,
-                                                     dilation_w=dw, activation=act2))
+        mb.op("CONV_2D", [x, w1, b1], [m], ops.Conv2D(padding=pad1, stride_h=s1, stride_w=s1, activation=act1))
+    if ck in ("max", "avg"):
+        fh, fw = (int(v) for v in rng.integers(1, 4, size=2))
+        sh = int(rng.integers(1, min(fh, fw) + 1))
+        sw = sh
+        padding = "VALID" if (mh >= fh and mw >= fw and rng.random() < 0.5) else "SAME"
+        oh = ops.conv_output_size(mh, fh, sh, 1, padding)
+        ow = ops.conv_output_size(mw, fw, sw, 1, padding)
+        cout = cm
+        y = mb.tensor(f"y{tag}", (1, oh, ow, cout), scale=m_s, zero_point=m_zp)
+        mb.op("MAX_POOL_2D" if ck == "max" else "AVERAGE_POOL_2D", [m], [y],
+              ops.Pool2D(padding=padding, stride_h=sh, stride_w=sw, filter_h=fh, filter_w=fw))
+        kh, kw, dw = fh, fw, 1
+    else:
+        kh, kw = (int(v) for v in rng.integers(1, 6, size=2))
+        sh, sw = (int(v) for v in rng.integers(1, 4, size=2))
+        dw = int(rng.integers(1, 3)) if (kw > 1 and rng.random() < 0.3) else 1
+        padding = "VALID" if (mh >= kh and mw >= (kw - 1) * dw + 1 and rng.random() < 0.5) else "SAME"
+        depthwise = ck == "dw"
+        mult = int(rng.integers(1, 3)) if depthwise else 1
+        cout = cm * mult if depthwise else int(rng.choice((2, 3, 4, 8, 12)))
+        act2 = str(rng.choice(ACTS))
+        y_s, y_zp = output_quant(rng, act2)
+        taps = kh * kw * (1 if depthwise else cm)
+        w2s = _weight_scales(rng, cout, rng.random() < 0.7)
+        wshape = (1, kh, kw, cout) if depthwise else (cout, kh, kw, cm)
+        w2 = mb.const(f"w2{tag}", rng.integers(-127, 128, wshape).astype(np.int8), scale=w2s,
+                      axis=3 if depthwise else 0)
+        acc2 = 74.0 * 73.0 * np.sqrt(taps)
+        y_s = float(float(np.median(w2s)) * m_s * acc2 / 40.0 * 10 ** rng.uniform(-0.3, 0.3))
+        b2 = mb.const(f"b2{tag}", (rng.uniform(-2, 2, cout) * acc2).astype(np.int32),
+                      scale=np.broadcast_to((m_s * w2s.astype(np.float64)).astype(np.float32), (cout,)), axis=0)
+        oh = ops.conv_output_size(mh, kh, sh, 1, padding)
+        ow = ops.conv_output_size(mw, kw, sw, dw, padding)
+        y = mb.tensor(f"y{tag}", (1, oh, ow, cout), scale=y_s, zero_point=y_zp)
+        if depthwise:
+            mb.op("DEPTHWISE_CONV_2D", [m, w2, b2], [y], ops.DepthwiseConv2D(
+                padding=padding, stride_h=sh, stride_w=sw, dilation_h=1, dilation_w=dw, depth_multiplier=mult,
+                activation=act2))
+        else:
+            mb.op("CONV_2D", [m, w2, b2], [y], ops.Conv2D(padding=padding, stride_h=sh, stride_w=sw, dilation_h=1,
+                                                         dilation_w=dw, activation=act2))
     mb.output(y)
-    desc = (f"band 1x{ih}x{iw}x{cin} -1x1-> {cm} -{'dw' if depthwise else 'conv'} {kh}x{kw} s={sh},{sw} d=1,{dw} "
-            f"{padding}-> {oh}x{ow}x{cout}")
+    desc = (f"band 1x{ih}x{iw}x{cin} -{pk} {kh1}x{kw1} s{s1} {pad1}-> {mh}x{mw}x{cm} -{ck} {kh}x{kw} s={sh},{sw} "
+            f"d=1,{dw} {padding}-> {oh}x{ow}x{cout}")
     return (1, ih, iw, cin), in_zp, desc
 
 

@@ -69,8 +69,8 @@ def emit(ctx):
                        f"{s.keep * a.row_bytes}u);")
         if s.p_op >= 0:
             code, i, o = calls[s.p_op]
-            xo = f"{x_off + s.p_row * a.x_row_bytes}" if var is None else \
-                f"{x_off + (s.p_row - s.oy * _stride) * a.x_row_bytes} + {_stride * a.x_row_bytes} * {var}"
+            xo = f"{x_off + s.x_row * a.x_row_bytes}" if var is None else \
+                f"{x_off + (s.x_row - s.oy * dx) * a.x_row_bytes} + {dx * a.x_row_bytes} * {var}"
             out.append(code.replace(f"@{i}@", xo).replace(f"@{o}@", f"{band + s.p_at * a.row_bytes}"))
         code, i, o = calls[s.c_op]
         yo = f"{y_off + s.oy * a.y_row_bytes}" if var is None else f"{y_off} + {a.y_row_bytes} * {var}"
@@ -78,13 +78,14 @@ def emit(ctx):
         return out
 
     steps = list(a.steps)
-    _stride = a.stride
+    dx = 0
     k = 0
     ctx.call("{")
     while k < len(steps):
         s = steps[k]
+        dx = steps[k + 1].x_row - s.x_row if k + 1 < len(steps) else 0
         j = k + 1
-        while j < len(steps) and _same_shape(steps[j], s) and _linear(steps[k], steps[j], _stride):
+        while j < len(steps) and _same_shape(steps[j], s) and _linear(steps[k], steps[j], dx):
             j += 1
         if j - k >= 3:
             body = statements(s, "oy")
@@ -104,8 +105,9 @@ def _same_shape(s, t) -> bool:
     return (s.keep_from, s.keep, s.p_op, s.p_at, s.c_op) == (t.keep_from, t.keep, t.p_op, t.p_at, t.c_op)
 
 
-def _linear(first, s, stride: int) -> bool:
-    return s.p_op < 0 or s.p_row - first.p_row == stride * (s.oy - first.oy)
+def _linear(first, s, dx: int) -> bool:
+    """The P input row of step s lies on the line through the run's first step with slope dx rows per oy."""
+    return s.p_op < 0 or s.x_row - first.x_row == dx * (s.oy - first.oy)
 
 
 def scratch_bytes(g, op) -> int:
