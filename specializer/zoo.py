@@ -205,3 +205,130 @@ def demo_kws(seed: int = 7) -> bytes:
 
 
 MODELS = {"demo_kws": demo_kws, "cifar10_seed": cifar10_seed}
+
+
+def _sigmoid(v):
+    return 1.0 / (1.0 + np.exp(-v))
+
+
+def gru_kws(seed: int = 11, steps: int = 16, feat: int = 10, hidden: int = 32, classes: int = 12) -> bytes:
+    """A GRU keyword spotter (the seed talk's KWS with GRU) as TFLite converts a Keras GRU with `unroll=True`
+    (reset_after): per time step a STRIDED_SLICE of the input, two FULLY_CONNECTED (input and state projections,
+    3 x hidden each), SPLITs into the z / r / n gates, ADD + LOGISTIC for z and r, MUL + ADD + TANH for n, and
+    h = z * h + (1 - z) * n (MUL, SUB from a constant 1, MUL, ADD); then a FULLY_CONNECTED classifier and SOFTMAX.
+    The initial state is a constant zero tensor. Calibrated in float on random sequences like `build_int8`."""
+    rng = np.random.default_rng(seed)
+    H = hidden
+    wx = rng.normal(0, 1 / np.sqrt(feat), (3 * H, feat)).astype(np.float32)
+    wh = rng.normal(0, 1 / np.sqrt(H), (3 * H, H)).astype(np.float32)
+    bx = rng.normal(0, 0.1, 3 * H).astype(np.float32)
+    bh = rng.normal(0, 0.1, 3 * H).astype(np.float32)
+    wo = rng.normal(0, 1 / np.sqrt(H), (classes, H)).astype(np.float32)
+    bo = rng.normal(0, 0.1, classes).astype(np.float32)
+    in_scale, in_zp = 1 / 32, 0
+    calib = rng.integers(-128, 128, size=(16, steps, feat)).astype(np.float32) * in_scale
+
+    # float pass over the calibration set: the range of every tensor
+    ranges: dict = {}
+
+    def seen(name, v):
+        lo, hi = ranges.get(name, (np.inf, -np.inf))
+        ranges[name] = (min(lo, float(v.min())), max(hi, float(v.max())))
+
+    for x in calib:
+        h = np.zeros(H, np.float32)
+        for t in range(steps):
+            xp, hp = wx @ x[t] + bx, wh @ h + bh
+            seen(f"xp{t}", xp)
+            seen(f"hp{t}", hp)
+            zp_, rp = xp[:H] + hp[:H], xp[H:2 * H] + hp[H:2 * H]
+            seen(f"zpre{t}", zp_)
+            seen(f"rpre{t}", rp)
+            z, r = _sigmoid(zp_), _sigmoid(rp)
+            rh = r * hp[2 * H:]
+            seen(f"rh{t}", rh)
+            npre = xp[2 * H:] + rh
+            seen(f"npre{t}", npre)
+            n = np.tanh(npre)
+            zh, omz = z * h, 1 - z
+            seen(f"zh{t}", zh)
+            seen(f"omz{t}", omz)
+            b_ = omz * n
+            seen(f"omzn{t}", b_)
+            h = zh + b_
+            seen(f"h{t}", h)
+        seen("logits", wo @ h + bo)
+
+    def q(name):
+        lo, hi = ranges[name]
+        return _range_quant(lo, hi, False)
+
+    mb = ModelBuilder(description="specializer.zoo gru_kws")
+    x = mb.input("input", (1, steps, feat), "int8", in_scale, in_zp)
+
+    made: dict = {}
+
+    def fc_weights(tag, w, b, x_scale):
+        """One weight tensor for every step (the converter shares it); a bias per input scale."""
+        ws = float(np.abs(w).max()) / 127
+        if tag not in made:
+            made[tag] = mb.const(f"{tag}_w", np.clip(np.round(w / ws), -127, 127).astype(np.int8), scale=ws)
+        key = (tag, x_scale)
+        if key not in made:
+            made[key] = mb.const(f"{tag}_b{len(made)}", np.round(b / (x_scale * ws)).astype(np.int32),
+                                 scale=x_scale * ws)
+        return made[tag], made[key]
+
+    def tensor(name, shape, sq):
+        return mb.tensor(name, shape, "int8", sq[0], sq[1])
+
+    one = mb.const("one", np.array([[127]], np.int8), scale=1 / 127, zero_point=0)
+    h_q = (1 / 128, 0)
+    h = mb.const("h0", np.zeros((1, H), np.int8), scale=h_q[0], zero_point=h_q[1])
+    sig_q, tanh_q = (1 / 256, -128), (1 / 128, 0)
+    axis = mb.const("split_axis", np.array(1, np.int32))
+    for t in range(steps):
+        xt = tensor(f"x{t}", (1, feat), (in_scale, in_zp))
+        mb.op("STRIDED_SLICE", [x, mb.const(f"b{t}", np.array([0, t, 0], np.int32)),
+                                mb.const(f"e{t}", np.array([1, t + 1, feat], np.int32)),
+                                mb.const(f"s{t}", np.array([1, 1, 1], np.int32))], [xt],
+              ops.StridedSlice(shrink_axis_mask=2))
+        wq, bq = fc_weights("fx", wx, bx, in_scale)
+        xp = tensor(f"xp{t}", (1, 3 * H), q(f"xp{t}"))
+        mb.op("FULLY_CONNECTED", [xt, wq, bq], [xp], ops.FullyConnected())
+        wq, bq = fc_weights("fh", wh, bh, h_q[0])
+        hp = tensor(f"hp{t}", (1, 3 * H), q(f"hp{t}"))
+        mb.op("FULLY_CONNECTED", [h, wq, bq], [hp], ops.FullyConnected())
+        xs = [tensor(f"x{g}{t}", (1, H), q(f"xp{t}")) for g in "zrn"]
+        hs = [tensor(f"h{g}{t}", (1, H), q(f"hp{t}")) for g in "zrn"]
+        mb.op("SPLIT", [axis, xp], xs, ops.Split(num_splits=3))
+        mb.op("SPLIT", [axis, hp], hs, ops.Split(num_splits=3))
+        zpre, rpre = tensor(f"zpre{t}", (1, H), q(f"zpre{t}")), tensor(f"rpre{t}", (1, H), q(f"rpre{t}"))
+        mb.op("ADD", [xs[0], hs[0]], [zpre], ops.Elementwise())
+        mb.op("ADD", [xs[1], hs[1]], [rpre], ops.Elementwise())
+        z, r = tensor(f"z{t}", (1, H), sig_q), tensor(f"r{t}", (1, H), sig_q)
+        mb.op("LOGISTIC", [zpre], [z])
+        mb.op("LOGISTIC", [rpre], [r])
+        rh = tensor(f"rh{t}", (1, H), q(f"rh{t}"))
+        mb.op("MUL", [r, hs[2]], [rh], ops.Elementwise())
+        npre = tensor(f"npre{t}", (1, H), q(f"npre{t}"))
+        mb.op("ADD", [xs[2], rh], [npre], ops.Elementwise())
+        n = tensor(f"n{t}", (1, H), tanh_q)
+        mb.op("TANH", [npre], [n])
+        zh = tensor(f"zh{t}", (1, H), q(f"zh{t}"))
+        mb.op("MUL", [z, h], [zh], ops.Elementwise())
+        omz = tensor(f"omz{t}", (1, H), q(f"omz{t}"))
+        mb.op("SUB", [one, z], [omz], ops.Elementwise())
+        omzn = tensor(f"omzn{t}", (1, H), q(f"omzn{t}"))
+        mb.op("MUL", [omz, n], [omzn], ops.Elementwise())
+        h_q = q(f"h{t}")
+        hn = tensor(f"h{t}", (1, H), h_q)
+        mb.op("ADD", [zh, omzn], [hn], ops.Elementwise())
+        h = hn
+    wq, bq = fc_weights("out", wo, bo, h_q[0])
+    logits = tensor("logits", (1, classes), q("logits"))
+    mb.op("FULLY_CONNECTED", [h, wq, bq], [logits], ops.FullyConnected())
+    prob = tensor("prob", (1, classes), (1 / 256, -128))
+    mb.op("SOFTMAX", [logits], [prob], ops.Softmax(beta=1.0))
+    mb.output(prob)
+    return mb.build()
