@@ -255,6 +255,7 @@ for _kind in ("ADD", "SUB"):
 for _kind in ("MUL", "RELU", "QUANTIZE"):
     REQUANT[_kind] = _scale_ratio_requant
 REQUANT["MEAN"] = _mean_requant
+REQUANT["SUM"] = _scale_ratio_requant  # QuantizedMeanOrSum without the 1/n
 
 
 # ---- UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations, int16 cell state) ------------------------------------------

@@ -215,6 +215,8 @@ OP_SPECS: dict[str, OpSpec] = {
                                           asymmetric_quantize_inputs=("AsymmetricQuantizeInputs", "bool"),
                                           diagonal_recurrent_tensors=("DiagonalRecurrentTensors", "bool")),
     "MEAN": _spec(Reducer, "ReducerOptions", keep_dims=("KeepDims", "bool")),
+    "SUM": _spec(Reducer, "ReducerOptions", keep_dims=("KeepDims", "bool")),
+    "REDUCE_MAX": _spec(Reducer, "ReducerOptions", keep_dims=("KeepDims", "bool")),
     "LOGISTIC": _spec(NoAttrs),
     "TANH": _spec(NoAttrs),
     "HARD_SWISH": _spec(NoAttrs, "HardSwishOptions"),

@@ -1,4 +1,4 @@
-"""MEAN kernel (int8, TensorFlow Lite Micro reference semantics), any set of axes.
+"""MEAN, SUM and REDUCE_MAX kernel (int8, TensorFlow Lite Micro reference semantics), any set of axes.
 
 How it works
 1. TFLM runs every int8 MEAN through QuantizedMeanOrSum (checked against the installed interpreter: also when
@@ -79,6 +79,10 @@ def _reject(g, op, core) -> Optional[str]:
     kept, red = _groups(x.shape, axes)
     if len(kept) > MAX_GROUPS or len(red) > MAX_GROUPS:
         return f"axes {axes} of shape {x.shape} alternate too often (more than {MAX_GROUPS} groups)"
+    if op.kind == "REDUCE_MAX":
+        if x.quant.zp != y.quant.zp or float(x.quant.s) != float(y.quant.s):
+            return "int8 REDUCE_MAX needs equal input and output quantization (TFLM copies the raw maximum)"
+        return None
     if op.requant is None:
         return "missing requantization constants"
     return None
@@ -92,7 +96,7 @@ def _emit(ctx):
     for a in axes:
         n *= x.shape[a]
     kept, red = _groups(x.shape, axes)
-    fn = ctx.fn()
+    fn = ctx.fn(MAX=op.kind == "REDUCE_MAX")
 
     def arr(v):
         v = list(v)
@@ -102,10 +106,12 @@ def _emit(ctx):
     p = ctx.sym("p")
     ctx.static(f"static const {fn}_params {p} = {{ {len(kept)}, {arr(e for e, _ in kept)}, "
                f"{arr(s for _, s in kept)}, {len(red)}, {arr(e for e, _ in red)}, {arr(s for _, s in red)}, "
-               f"{n}, {x.quant.zp}, {y.quant.zp}, {op.requant.multiplier[0]}, {op.requant.shift[0]} }};")
+               f"{n}, {x.quant.zp}, {y.quant.zp}, {op.requant.multiplier[0] if op.requant else 0}, "
+               f"{op.requant.shift[0] if op.requant else 0} }};")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
 
 
-MEAN = KernelEntry(name="mean_s8", ops=("MEAN",), template="mean_s8.c.in", emit=_emit, reject=_reject)
+MEAN = KernelEntry(name="mean_s8", ops=("MEAN", "SUM", "REDUCE_MAX"), template="mean_s8.c.in", emit=_emit,
+                   reject=_reject)
 
 ENTRIES = (MEAN,)

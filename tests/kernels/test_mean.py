@@ -1,4 +1,5 @@
-"""Randomized differential tests: int8 MEAN against TFLite Micro, bit for bit.
+"""Randomized differential tests: int8 MEAN (and SUM, REDUCE_MAX on the same kernel) against TFLite Micro, bit
+for bit.
 
 Spatial means of NHWC tensors (axes [1, 2] / [2, 1] / negative spellings, keep_dims true and false) and general
 axis sets of rank 1..5 (single axes, all axes, duplicates, non-adjacent axes), equal and different input/output
@@ -38,7 +39,7 @@ def _case(rng, spatial):
     return shape, axes
 
 
-def _model(seed, spatial):
+def _model(seed, spatial, kind="MEAN"):
     rng = np.random.default_rng(seed)
     mb = ModelBuilder()
     shapes = []
@@ -49,11 +50,12 @@ def _model(seed, spatial):
         oshape = tuple(1 if d in red else n for d, n in enumerate(shape)) if keep else \
             tuple(n for d, n in enumerate(shape) if d not in red)
         s_in, z_in = float(10 ** rng.uniform(-3, 0)), _zp(rng)
-        s_out, z_out = (s_in, z_in) if rng.random() < 0.3 else (s_in * float(10 ** rng.uniform(-1, 1)), _zp(rng))
+        s_out, z_out = (s_in, z_in) if (rng.random() < 0.3 or kind == "REDUCE_MAX") else \
+            (s_in * float(10 ** rng.uniform(-1, 1)) * (float(np.prod(shape)) if kind == "SUM" else 1.0), _zp(rng))
         x = mb.input(f"x{i}", shape, "int8", s_in, z_in)
         ax = mb.const(f"axes{i}", np.asarray(axes, dtype=np.int32))
         y = mb.tensor(f"y{i}", oshape, "int8", s_out, z_out)
-        mb.op("MEAN", [x, ax], [y], ops.Reducer(keep_dims=keep))
+        mb.op(kind, [x, ax], [y], ops.Reducer(keep_dims=keep))
         mb.output(y)
         shapes.append(shape)
     sets = []
@@ -107,3 +109,9 @@ def test_errors(tmp_path):
     mb.output(y)
     with pytest.raises(ShapeError, match="output has 5 elements"):
         specializer.compile(mb.build(), out_dir=tmp_path / "b")
+
+
+@pytest.mark.parametrize("kind,seed", [("SUM", 31), ("SUM", 32), ("REDUCE_MAX", 33), ("REDUCE_MAX", 34)])
+def test_sum_and_reduce_max_random(kind, seed, tmp_path):
+    model, sets = _model(seed, spatial=seed % 2 == 0, kind=kind)
+    assert_bitexact(model, sets, tmp_path)
