@@ -168,6 +168,40 @@ def _measured_table_requant(g: Graph, op: Op) -> Optional[Requant]:
     return TableRequant(tab)
 
 
+def prelu_alpha(g: Graph, op: Op):
+    """PRELU's alpha as one value per channel (the input's last dimension) when it is a constant that varies
+    along that dimension only (or not at all); else None."""
+    x, a = g.t(op.inputs[0]), g.t(op.inputs[1])
+    if not a.is_const or a.dtype != "int8" or a.quant is None or a.quant.per_channel or not x.shape:
+        return None
+    c = x.shape[-1]
+    if a.size == 1:
+        return tuple(int(a.data.reshape(-1)[0]) for _ in range(c))
+    if len(a.shape) > len(x.shape) or a.shape[-1] != c or a.size != c:
+        return None
+    return tuple(int(v) for v in a.data.reshape(-1))
+
+
+def _prelu_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """PRELU: per channel, the table TFLite Micro itself computes (specializer/measured.py)."""
+    from specializer.measured import measured_prelu_table
+
+    x, a, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    alpha = prelu_alpha(g, op)
+    if alpha is None or (x.dtype, y.dtype) != ("int8", "int8") or x.quant is None or y.quant is None:
+        return None
+    if x.quant.per_channel or y.quant.per_channel or x.shape != y.shape:
+        return None
+    try:
+        tab = measured_prelu_table(alpha, float(a.quant.scale[0]), int(a.quant.zero_point[0]),
+                                   float(x.quant.scale[0]), int(x.quant.zero_point[0]), float(y.quant.scale[0]),
+                                   int(y.quant.zero_point[0]))
+    except ValueError:
+        return None
+    return TableRequant(tab)
+
+
+REQUANT["PRELU"] = _prelu_requant
 REQUANT["SOFTMAX"] = _softmax_requant
 for _kind in ("LOGISTIC", "TANH", "HARD_SWISH"):
     REQUANT[_kind] = _unary_table_requant

@@ -26,6 +26,36 @@ import numpy as np
 MEASURED_OPS = ("ABS", "NEG", "LEAKY_RELU", "ELU", "EXP", "RSQRT")
 
 
+@functools.lru_cache(maxsize=64)
+def measured_prelu_table(alpha: tuple, alpha_scale: float, alpha_zp: int, in_scale: float, in_zp: int,
+                         out_scale: float, out_zp: int) -> tuple[int, ...]:
+    """PRELU with a constant alpha per channel (the last dimension): C tables of 256 entries, table c holding
+    TFLM's output for every input byte in channel c (one run of a (256, C) input against the (C,) alpha)."""
+    from .tflite_writer import ModelBuilder
+
+    c = len(alpha)
+    mb = ModelBuilder()
+    x = mb.input("x", (256, c), scale=in_scale, zero_point=in_zp)
+    a = mb.const("alpha", np.asarray(alpha, dtype=np.int8), scale=alpha_scale, zero_point=alpha_zp)
+    y = mb.tensor("y", (256, c), scale=out_scale, zero_point=out_zp)
+    mb.op("PRELU", [x, a], [y])
+    mb.output(y)
+    model = mb.build()
+    from .oracle import run_tflm
+
+    xs = np.repeat(np.arange(256, dtype=np.uint8).view(np.int8)[:, None], c, axis=1)
+    with _captured_stderr() as said:
+        try:
+            out = run_tflm(model, [xs])[0]
+            failed = None
+        except Exception as e:
+            failed = e
+    if failed is not None:
+        lines = [ln.strip() for ln in said() if ln.strip()]
+        raise ValueError(f"TFLite Micro does not run this int8 PRELU: {(lines[0] if lines else str(failed))[:200]}")
+    return tuple(int(v) for v in np.asarray(out, dtype=np.int8).T.reshape(-1))
+
+
 @functools.lru_cache(maxsize=512)
 def measured_table(kind: str, attrs: Any, in_scale: float, in_zp: int, out_scale: float, out_zp: int
                    ) -> tuple[int, ...]:

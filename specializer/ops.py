@@ -232,6 +232,7 @@ OP_SPECS: dict[str, OpSpec] = {
     "SPLIT_V": _spec(Split, "SplitVOptions", num_splits=("NumSplits", "int")),
     "MAXIMUM": _spec(NoAttrs, "MaximumMinimumOptions"),
     "ABS": _spec(NoAttrs),
+    "PRELU": _spec(NoAttrs),
     "NEG": _spec(NoAttrs),
     "ELU": _spec(NoAttrs),
     "EXP": _spec(NoAttrs),

@@ -68,4 +68,34 @@ def _emit(ctx):
 
 GENERIC = KernelEntry(name="lut_s8", ops=OPS, template="lut_s8.c.in", emit=_emit, reject=_reject, inplace=(0,))
 
-ENTRIES = (GENERIC,)
+
+def _reject_prelu(g, op, core):
+    from ..passes.precompute_requant import prelu_alpha
+
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if (x.dtype, y.dtype) != ("int8", "int8"):
+        return f"needs int8 input and output, got {x.dtype}/{y.dtype}"
+    if x.shape != y.shape:
+        return f"input shape {list(x.shape)} != output shape {list(y.shape)}"
+    if prelu_alpha(g, op) is None:
+        return "alpha must be a constant int8 tensor varying along the last dimension only (one value per channel)"
+    if op.requant is None or not hasattr(op.requant, "table"):
+        return "TFLite Micro does not run this int8 PRELU (no table could be measured)"
+    return None
+
+
+def _emit_prelu(ctx):
+    x, y = ctx.inp(0), ctx.out()
+    c = x.shape[-1]
+    fn = ctx.fn(template="lut_channel_s8.c.in")
+    table = ctx.weights(np.asarray(ctx.op.requant.table, dtype=np.int8))
+    p = ctx.sym("p")
+    ctx.static(f"static const {fn}_params {p} = {{ {x.size // c}, {c} }};")
+    ctx.call(f"{fn}(&{p}, {table}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
+
+
+# PRELU: one 256-entry table per channel, measured on TFLite Micro (specializer/measured.py)
+PRELU = KernelEntry(name="prelu_s8", ops=("PRELU",), template="lut_channel_s8.c.in", emit=_emit_prelu,
+                    reject=_reject_prelu, inplace=(0,))
+
+ENTRIES = (GENERIC, PRELU)

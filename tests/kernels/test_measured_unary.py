@@ -57,3 +57,26 @@ def test_refused_where_tflm_refuses(tmp_path, capsys, kind, zp, why):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and f"does not run this int8 {kind}" in err and why in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_prelu_per_channel(tmp_path):
+    """PRELU with a constant per-channel alpha (shape (C,), (1, 1, C) or a scalar), tables measured on TFLM."""
+    rng = np.random.default_rng(113)
+    mb = ModelBuilder()
+    specs = []
+    for i, ashape in enumerate([(5,), (1, 1, 3), (1,), (1, 1, 1, 8)]):
+        c = ashape[-1] if ashape[-1] > 1 else int(rng.integers(1, 6))
+        shape = (1, int(rng.integers(1, 6)), int(rng.integers(1, 6)), c) if len(ashape) != 1 or ashape[0] == 1 \
+            else (int(rng.integers(1, 5)), c)
+        in_s, in_zp = float(10 ** rng.uniform(-2, -0.5)), int(rng.integers(-128, 128))
+        x = mb.input(f"x{i}", shape, scale=in_s, zero_point=in_zp)
+        a = mb.const(f"a{i}", rng.integers(-128, 128, ashape).astype(np.int8), scale=float(10 ** rng.uniform(-3, -1)),
+                     zero_point=int(rng.integers(-20, 20)))
+        y = mb.tensor(f"y{i}", shape, scale=float(10 ** rng.uniform(-2, -0.5)), zero_point=int(rng.integers(-128, 128)))
+        mb.op("PRELU", [x, a], [y])
+        mb.output(y)
+        specs.append((shape, in_zp))
+    model = mb.build()
+    for target in (None, "cortex-m4"):
+        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"p{target}", target=target)
+        assert not bad, "; ".join(map(str, bad[:5]))
