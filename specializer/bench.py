@@ -403,6 +403,23 @@ def bench_main(args) -> int:
                           flash_budget=getattr(args, "flash_budget", "default"))
         reports.append(rep)
         sys.stdout.write(format_report(rep))
+        if getattr(args, "check_stores", False):
+            from .plancheck import check_plan_in_simulator
+
+            res_inputs = None
+            if args.input:
+                from types import SimpleNamespace
+
+                from .api import lower, _io
+
+                gl, _ = lower(args.model, args.target)
+                res_inputs = load_inputs(args.input, SimpleNamespace(inputs=_io(gl, gl.inputs)))
+            bad, stores, _ = check_plan_in_simulator(args.model, args.target, opt=args.opt, inputs=res_inputs)
+            where = "; ".join(f"layer #{v[0]} at arena offset {v[1]} ({v[2]} B)" for v in bad[:4] if v)
+            print(f"arena stores checked against the memory plan: {stores:,}, outside it: {len(bad)}"
+                  + (f" (first: {where})" if bad else ""))
+            if bad:
+                raise TargetError(f"{len(bad)} arena stores outside the memory plan (first: {where})")
         if getattr(args, "vs_generic", False) and not args.generic:
             print(f"building and simulating the generic library of {args.model} ...", file=sys.stderr, flush=True)
             gen = bench_model(args.model, args.target, opt=args.opt, generic_only=True, input_path=args.input,

@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--json", dest="json_out", help="write the full report as JSON")
     b.add_argument("--plot", help="write a per-layer PNG chart")
     b.add_argument("--build-dir", help="keep the build here (default: a temporary directory)")
+    b.add_argument("--check-stores", action="store_true",
+                   help="also run once with every arena store checked against the memory plan")
     b.add_argument("--against", choices=["cmsis-nn"],
                    help="also build the model as direct CMSIS-NN calls and compare per layer (cycles, outputs)")
     b.add_argument("--cmsis-nn", dest="cmsis_nn", metavar="PATH",

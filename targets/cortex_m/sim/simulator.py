@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 from elftools.elf.elffile import ELFFile
 from elftools.elf.constants import SH_FLAGS
-from unicorn import (Uc, UcError, UC_ARCH_ARM, UC_MODE_THUMB, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_PROT_ALL)
+from unicorn import (Uc, UcError, UC_ARCH_ARM, UC_MODE_THUMB, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_MEM_WRITE,
+                     UC_PROT_ALL)
 from unicorn import arm_const as A
 
 from ..cores import get_core
@@ -393,13 +394,15 @@ class Simulator:
         return int(sp - (lo + changed[0])) if changed.size else 0
 
     # ------------------------------------------------------------------ public API
-    def run(self, inputs=b"", max_instructions=2_000_000_000, on_mark=None) -> SimResult:
+    def run(self, inputs=b"", max_instructions=2_000_000_000, on_mark=None, on_write=None) -> SimResult:
         """Run one inference.  ``inputs``: bytes for input 0, or a list of bytes (one per input; inputs not given
         keep what bench_setup left).  Each given input must be exactly the length the ELF declares.
         ``max_instructions``: bench_invoke executing more raises SimError; every call also gets a wall-clock
         watchdog of max_instructions microseconds (runaway code raises SimError).
         ``on_mark(id, read)``: optional observer called at every ``spz_profile_mark(id)``; ``read(addr, n)``
-        returns n bytes of simulated memory at that moment (e.g. the output of the layer that just ended)."""
+        returns n bytes of simulated memory at that moment (e.g. the output of the layer that just ended).
+        ``on_write``: optional ``(begin, end, fn)``: ``fn(address, size)`` is called for every store bench_invoke
+        makes into [begin, end) (a memory hook on that range only; costing is unaffected)."""
         t_wall = time.perf_counter()
         self._mark_observer = on_mark
         self.warnings = [w for w in self.warnings if w.startswith("cortex-m55")]
@@ -445,6 +448,12 @@ class Simulator:
 
         # bench_invoke (timed)
         self._paint(uc, static_end, sp0)
+        if on_write is not None:  # the inference's stores only (not the C runtime's .bss clearing or setup)
+            begin, end, fn = on_write
+
+            def on_store(uc_, _access, address, size, _value, _ud):
+                fn(address, size)
+            uc.hook_add(UC_HOOK_MEM_WRITE, on_store, begin=begin, end=end - 1)
         t0 = time.perf_counter()
         self._call(uc, self.elf.func("bench_invoke"), sp0, "bench_invoke", max_instructions)
         emu = time.perf_counter() - t0

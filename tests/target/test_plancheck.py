@@ -1,0 +1,38 @@
+"""The memory plan on the real instruction path (issue #7 part 1): every store a layer's code makes into the
+arena lands in that layer's planned outputs or scratch (or the model's state), checked store by store in the
+simulated Cortex-M4 (specializer/plancheck.py): real models with in-place layers (KWS), row bands (CIFAR-10),
+state (the LSTM), and random forced row-band pairs; a checker robbed of a layer's ranges must object."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from specializer.plancheck import check_plan_in_simulator
+from spz_randlayers import band_pair_model, random_inputs
+from spz_testutil import MODELS
+
+
+@pytest.mark.parametrize("name", ["mlperf_kws_dscnn", "seed_cifar10_cnn", "tflm_mnist_lstm_int8"])
+def test_real_models_store_inside_their_plan(name):
+    path = MODELS / f"{name}.tflite"
+    if not path.exists():
+        pytest.skip("shared model not found")
+    violations, stores, r = check_plan_in_simulator(path, "cortex-m4")
+    assert stores > 1000
+    assert not violations, violations[:4]
+
+
+def test_band_pairs_store_inside_their_plan():
+    rng = np.random.default_rng(161)
+    model, specs, _ = band_pair_model(rng, 8)
+    xs = random_inputs(rng, specs, n_sets=1)[0]
+    violations, stores, _ = check_plan_in_simulator(model, "cortex-m4", inputs=xs, prefer={"BAND": True})
+    assert stores and not violations, violations[:4]
+
+
+def test_checker_objects_to_stray_stores():
+    path = MODELS / "mlperf_kws_dscnn.tflite"
+    if not path.exists():
+        pytest.skip("shared model not found")
+    violations, _, _ = check_plan_in_simulator(path, "cortex-m4", drop=2)
+    assert violations and violations[0][0] == 2
