@@ -26,54 +26,18 @@ import numpy as np
 MEASURED_OPS = ("ABS", "NEG", "LEAKY_RELU", "ELU", "EXP", "RSQRT")
 
 
-@functools.lru_cache(maxsize=64)
-def measured_prelu_table(alpha: tuple, alpha_scale: float, alpha_zp: int, in_scale: float, in_zp: int,
-                         out_scale: float, out_zp: int) -> tuple[int, ...]:
-    """PRELU with a constant alpha per channel (the last dimension): C tables of 256 entries, table c holding
-    TFLM's output for every input byte in channel c (one run of a (256, C) input against the (C,) alpha)."""
-    from .tflite_writer import ModelBuilder
-
-    c = len(alpha)
-    mb = ModelBuilder()
-    x = mb.input("x", (256, c), scale=in_scale, zero_point=in_zp)
-    a = mb.const("alpha", np.asarray(alpha, dtype=np.int8), scale=alpha_scale, zero_point=alpha_zp)
-    y = mb.tensor("y", (256, c), scale=out_scale, zero_point=out_zp)
-    mb.op("PRELU", [x, a], [y])
-    mb.output(y)
-    model = mb.build()
-    from .oracle import run_tflm
-
-    xs = np.repeat(np.arange(256, dtype=np.uint8).view(np.int8)[:, None], c, axis=1)
-    with _captured_stderr() as said:
-        try:
-            out = run_tflm(model, [xs])[0]
-            failed = None
-        except Exception as e:
-            failed = e
-    if failed is not None:
-        lines = [ln.strip() for ln in said() if ln.strip()]
-        raise ValueError(f"TFLite Micro does not run this int8 PRELU: {(lines[0] if lines else str(failed))[:200]}")
-    return tuple(int(v) for v in np.asarray(out, dtype=np.int8).T.reshape(-1))
-
-
-@functools.lru_cache(maxsize=512)
-def measured_table(kind: str, attrs: Any, in_scale: float, in_zp: int, out_scale: float, out_zp: int
-                   ) -> tuple[int, ...]:
-    """TFLM's int8 output for every input byte, indexed by the byte read as uint8. Raises ValueError with TFLM's
-    reason when TFLM does not run the layer."""
+def _measure(kind: str, build, xs: np.ndarray) -> np.ndarray:
+    """Run the one-op model `build(ModelBuilder)` writes on the input `xs` in the oracle; TFLM's output, or a
+    ValueError with TFLM's own reason (its first line on the C stderr, captured) when it refuses the layer."""
     from .tflite_writer import ModelBuilder
 
     mb = ModelBuilder()
-    x = mb.input("x", (256,), scale=in_scale, zero_point=in_zp)
-    y = mb.tensor("y", (256,), scale=out_scale, zero_point=out_zp)
-    mb.op(kind, [x], [y], attrs)
-    mb.output(y)
+    build(mb)
     model = mb.build()
     try:
         from .oracle import run_tflm
     except ImportError as e:  # pragma: no cover - the package is a dependency
         raise ValueError(f"int8 {kind} is tabulated by tflite-micro at compile time, which is not installed ({e})")
-    xs = np.arange(256, dtype=np.uint8).view(np.int8)
     with _captured_stderr() as said:  # TFLM reports on the C stderr: keep it off the user's terminal
         try:
             out = run_tflm(model, [xs])[0]
@@ -82,9 +46,44 @@ def measured_table(kind: str, attrs: Any, in_scale: float, in_zp: int, out_scale
             failed = e
     if failed is not None:
         lines = [ln.strip() for ln in said() if ln.strip()]
-        reason = lines[0] if lines else " ".join(str(failed).split())[:200] or type(failed).__name__
+        reason = lines[0] if lines else " ".join(str(failed).split()) or type(failed).__name__
         raise ValueError(f"TFLite Micro does not run this int8 {kind}: {reason[:200]}")
-    return tuple(int(v) for v in np.asarray(out, dtype=np.int8).reshape(-1))
+    return np.asarray(out, dtype=np.int8)
+
+
+ALL_BYTES = np.arange(256, dtype=np.uint8).view(np.int8)  # table index i holds input byte i read as uint8
+
+
+@functools.lru_cache(maxsize=512)
+def measured_table(kind: str, attrs: Any, in_scale: float, in_zp: int, out_scale: float, out_zp: int
+                   ) -> tuple[int, ...]:
+    """TFLM's int8 output for every input byte, indexed by the byte read as uint8. Raises ValueError with TFLM's
+    reason when TFLM does not run the layer."""
+    def build(mb):
+        x = mb.input("x", (256,), scale=in_scale, zero_point=in_zp)
+        y = mb.tensor("y", (256,), scale=out_scale, zero_point=out_zp)
+        mb.op(kind, [x], [y], attrs)
+        mb.output(y)
+
+    return tuple(int(v) for v in _measure(kind, build, ALL_BYTES).reshape(-1))
+
+
+@functools.lru_cache(maxsize=64)
+def measured_prelu_table(alpha: tuple, alpha_scale: float, alpha_zp: int, in_scale: float, in_zp: int,
+                         out_scale: float, out_zp: int) -> tuple[int, ...]:
+    """PRELU with a constant alpha per channel (the last dimension): C tables of 256 entries, table c holding
+    TFLM's output for every input byte in channel c (one run of a (256, C) input against the (C,) alpha)."""
+    c = len(alpha)
+
+    def build(mb):
+        x = mb.input("x", (256, c), scale=in_scale, zero_point=in_zp)
+        a = mb.const("alpha", np.asarray(alpha, dtype=np.int8), scale=alpha_scale, zero_point=alpha_zp)
+        y = mb.tensor("y", (256, c), scale=out_scale, zero_point=out_zp)
+        mb.op("PRELU", [x, a], [y])
+        mb.output(y)
+
+    out = _measure("PRELU", build, np.repeat(ALL_BYTES[:, None], c, axis=1))
+    return tuple(int(v) for v in out.T.reshape(-1))
 
 
 @contextlib.contextmanager

@@ -465,3 +465,15 @@ def band_pair_model(rng, n: int):
         specs.append((shape, zp))
         descs.append(d)
     return mb.build(), specs, descs
+
+
+def compare_in_batches(tmp_path, rng, n: int, per: int, make, target=None, prefer=None) -> None:
+    """n random layers, `per` to a model: `make(rng, k) -> (model, [(input shape, zp)], [description])`, each
+    model compared with tflite-micro on the host (ASan) for two input sets; fails naming the layers that differ."""
+    from specializer.oracle import compare
+
+    for m in range(0, n, per):
+        model, specs, descs = make(rng, min(per, n - m))
+        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{m}", target=target, prefer=prefer)
+        assert not bad, "not bit-exact: " + "; ".join(
+            f"{b} [{descs[b.output] if b.output < len(descs) else '?'}]" for b in bad[:5])

@@ -234,13 +234,17 @@ def _emit_concat(ctx):
     g, op = ctx.g, ctx.op
     y = ctx.out()
     axis = _concat_axis(g, op)
-    outer = _prod(y.shape[:axis])
     inner = _prod(y.shape[axis + 1:])
-    chunks = [g.t(t).shape[axis] * inner for t in op.inputs]
+    _emit_chunks(ctx, _prod(y.shape[:axis]), [g.t(t).shape[axis] * inner for t in op.inputs])
+
+
+def _emit_chunks(ctx, outer: int, chunks) -> None:
+    """The output as `outer` rounds of one chunk (bytes) from each input in turn (concat_s8.c.in)."""
+    op, y = ctx.op, ctx.out()
     if y.size == 0:
         ctx.call("/* empty output */")
         return
-    fn = ctx.fn()
+    fn = ctx.fn(template="concat_s8.c.in")
     p = ctx.sym("p")
     csym = ctx.weights(np.asarray(chunks, dtype=np.int32))
     ctx.static(f"static const {fn}_params {p} = {{ {outer}, {len(chunks)} }};")
@@ -549,17 +553,22 @@ def _reject_unpack(g, op, core):
     why = _int8_io(g, op)
     if why:
         return why
-    x = g.t(op.inputs[0])
-    rank = len(x.shape)
-    if not -rank <= op.attrs.axis < rank:
-        return f"axis {op.attrs.axis} out of range for rank {rank}"
-    ax = _axis(op.attrs.axis, rank)
-    if len(op.outputs) != x.shape[ax]:
-        return f"{len(op.outputs)} outputs for dimension {ax} of size {x.shape[ax]}"
-    want = tuple(x.shape[:ax] + x.shape[ax + 1:])
-    for i, o in enumerate(op.outputs):
-        if tuple(g.t(o).shape) != want:
-            return f"output {i} shape {list(g.t(o).shape)} != {list(want)}"
+    return _stack_mismatch(g, op.inputs[0], op.outputs, op.attrs.axis, "output")
+
+
+def _stack_mismatch(g, whole: int, pieces, axis: int, role: str) -> Optional[str]:
+    """PACK / UNPACK: `whole` is the pieces stacked along `axis` (a dimension of len(pieces)); else the reason."""
+    shape = g.t(whole).shape
+    rank = len(shape)
+    if not -rank <= axis < rank:
+        return f"axis {axis} out of range for rank {rank}"
+    ax = _axis(axis, rank)
+    if len(pieces) != shape[ax]:
+        return f"{len(pieces)} {role}s for dimension {ax} of size {shape[ax]}"
+    want = tuple(shape[:ax] + shape[ax + 1:])
+    for i, t in enumerate(pieces):
+        if tuple(g.t(t).shape) != want:
+            return f"{role} {i} shape {list(g.t(t).shape)} != {list(want)}"
     return None
 
 
@@ -630,36 +639,16 @@ def _reject_pack(g, op, core):
     why = _int8_io(g, op, range(len(op.inputs)))
     if why:
         return why
-    y = g.t(op.outputs[0])
-    rank = len(y.shape)
-    if not -rank <= op.attrs.axis < rank:
-        return f"axis {op.attrs.axis} out of range for output rank {rank}"
-    ax = _axis(op.attrs.axis, rank)
-    if y.shape[ax] != len(op.inputs) or op.attrs.values_count not in (0, len(op.inputs)):
-        return f"{len(op.inputs)} inputs (values_count {op.attrs.values_count}) for dimension {ax} of size {y.shape[ax]}"
-    want = tuple(y.shape[:ax] + y.shape[ax + 1:])
-    for i, t in enumerate(op.inputs):
-        if tuple(g.t(t).shape) != want:
-            return f"input {i} shape {list(g.t(t).shape)} != {list(want)}"
-    return None
+    if op.attrs.values_count not in (0, len(op.inputs)):
+        return f"values_count {op.attrs.values_count} for {len(op.inputs)} inputs"
+    return _stack_mismatch(g, op.outputs[0], op.inputs, op.attrs.axis, "input")
 
 
 def _emit_pack(ctx):
     """PACK is a concatenation whose inputs have a dimension of 1 at the axis (the same byte layout)."""
-    g, op = ctx.g, ctx.op
     y = ctx.out()
-    ax = _axis(op.attrs.axis, len(y.shape))
-    outer, inner = _prod(y.shape[:ax]), _prod(y.shape[ax + 1:])
-    if y.size == 0:
-        ctx.call("/* empty output */")
-        return
-    fn = ctx.fn(template="concat_s8.c.in")
-    p = ctx.sym("p")
-    csym = ctx.weights(np.asarray([inner] * len(op.inputs), dtype=np.int32))
-    ctx.static(f"static const {fn}_params {p} = {{ {outer}, {len(op.inputs)} }};")
-    ptrs = ", ".join(ctx.ptr(t) for t in op.inputs)
-    ctx.call(f"{{\n    const int8_t *const ins[{len(op.inputs)}] = {{ {ptrs} }};\n"
-             f"    {fn}(&{p}, ins, {csym}, {ctx.ptr(y.id)});\n}}")
+    ax = _axis(ctx.op.attrs.axis, len(y.shape))
+    _emit_chunks(ctx, _prod(y.shape[:ax]), [_prod(y.shape[ax + 1:])] * len(ctx.op.inputs))
 
 
 PACK = KernelEntry(name="pack_s8", ops=("PACK",), template="concat_s8.c.in", emit=_emit_pack, reject=_reject_pack)

@@ -11,7 +11,7 @@ from specializer import ops
 from specializer.api import lower
 from specializer.oracle import compare
 from specializer.tflite_writer import ModelBuilder
-from spz_randlayers import random_inputs
+from spz_randlayers import compare_in_batches, random_inputs
 
 
 def _model(rng, n):
@@ -44,10 +44,11 @@ def _model(rng, n):
 @pytest.mark.parametrize("target,seed", [(None, 101), ("cortex-m4", 102)])
 def test_asymmetric_weights(tmp_path, target, seed, sweep):
     rng = np.random.default_rng(seed)
-    n = sweep(16)
-    for m in range((n + 7) // 8):
-        model, specs, descs = _model(rng, min(8, n - 8 * m))
+
+    def make(r, k):
+        model, specs, descs = _model(r, k)
         g, _ = lower(model, target)
         assert all(op.kernel.entry == "fully_connected_s8" for op in g.ops if op.kind == "FULLY_CONNECTED")
-        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{m}", target=target)
-        assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+        return model, specs, descs
+
+    compare_in_batches(tmp_path, rng, sweep(16), 8, make, target)

@@ -9,7 +9,7 @@ import pytest
 from specializer import ops
 from specializer.oracle import compare
 from specializer.tflite_writer import ModelBuilder
-from spz_randlayers import _weight_scales, output_quant, random_inputs, sim_mismatches
+from spz_randlayers import compare_in_batches, _weight_scales, output_quant, random_inputs, sim_mismatches
 
 
 def _layer(mb, rng, i):
@@ -56,12 +56,7 @@ def _model(rng, n):
 
 @pytest.mark.parametrize("target,seed", [(None, 131), ("cortex-m4", 132)])
 def test_random_transpose_convs(tmp_path, target, seed, sweep):
-    rng = np.random.default_rng(seed)
-    n = sweep(24)
-    for m in range(0, n, 8):
-        model, specs, descs = _model(rng, min(8, n - m))
-        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{m}", target=target)
-        assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+    compare_in_batches(tmp_path, np.random.default_rng(seed), sweep(24), 8, _model, target)
 
 
 def test_transpose_convs_in_simulator(tmp_path):
