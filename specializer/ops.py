@@ -101,6 +101,12 @@ class BatchMatMul:
 
 
 @dataclass(frozen=True)
+class Gather:
+    axis: int = 0
+    batch_dims: int = 0
+
+
+@dataclass(frozen=True)
 class BlockSize:
     block_size: int = 2
 
@@ -239,6 +245,7 @@ OP_SPECS: dict[str, OpSpec] = {
     "RSQRT": _spec(NoAttrs),
     "LEAKY_RELU": _spec(LeakyRelu, "LeakyReluOptions", alpha=("Alpha", "float")),
     "SLICE": _spec(NoAttrs, "SliceOptions"),
+    "GATHER": _spec(Gather, "GatherOptions", axis=("Axis", "int"), batch_dims=("BatchDims", "int")),
     "BATCH_MATMUL": _spec(BatchMatMul, "BatchMatMulOptions", adj_x=("AdjX", "bool"), adj_y=("AdjY", "bool")),
     "TRANSPOSE_CONV": _spec(TransposeConv, "TransposeConvOptions", padding=("Padding", "padding"),
                             stride_w=("StrideW", "int"), stride_h=("StrideH", "int"),

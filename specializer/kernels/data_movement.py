@@ -653,4 +653,41 @@ def _emit_pack(ctx):
 
 PACK = KernelEntry(name="pack_s8", ops=("PACK",), template="concat_s8.c.in", emit=_emit_pack, reject=_reject_pack)
 
-ENTRIES = (PAD, CONCAT, RESIZE, TRANSPOSE, STRIDED_SLICE, SPLIT, COPY, SLICE, UNPACK, BLOCKS, PACK)
+def _reject_gather(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    idx = _const_ints(g, op.input(1))
+    if idx is None:
+        return "indices must be a constant int32 tensor (variable indices are not supported)"
+    if op.attrs.batch_dims != 0:
+        return f"batch_dims {op.attrs.batch_dims} (only 0 is supported)"
+    rank = len(x.shape)
+    if not -rank <= op.attrs.axis < rank:
+        return f"axis {op.attrs.axis} out of range for rank {rank}"
+    ax = _axis(op.attrs.axis, rank)
+    if any(not 0 <= i < x.shape[ax] for i in idx):
+        return f"an index is outside 0..{x.shape[ax] - 1} (TFLM fails at run time)"
+    want = tuple(x.shape[:ax]) + tuple(g.t(op.inputs[1]).shape) + tuple(x.shape[ax + 1:])
+    if tuple(y.shape) != want:
+        return f"output shape {list(y.shape)} != {list(want)}"
+    return None
+
+
+def _emit_gather_op(ctx):
+    x, y = ctx.inp(0), ctx.out()
+    ax = _axis(ctx.op.attrs.axis, len(x.shape))
+    idx = _const_ints(ctx.g, ctx.op.input(1))
+    fn = ctx.fn()
+    p = ctx.sym("p")
+    isym = ctx.weights(np.asarray(idx, dtype=np.int32))
+    ctx.static(f"static const {fn}_params {p} = {{ {_prod(x.shape[:ax])}, {x.shape[ax]}, {len(idx)}, "
+               f"{_prod(x.shape[ax + 1:])} }};")
+    ctx.call(f"{fn}(&{p}, {isym}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
+
+
+GATHER = KernelEntry(name="gather_s8", ops=("GATHER",), template="gather_s8.c.in", emit=_emit_gather_op,
+                     reject=_reject_gather)
+
+ENTRIES = (PAD, CONCAT, RESIZE, TRANSPOSE, STRIDED_SLICE, SPLIT, COPY, SLICE, UNPACK, BLOCKS, PACK, GATHER)

@@ -1,4 +1,4 @@
-"""SLICE, PACK, UNPACK, SPACE_TO_DEPTH, DEPTH_TO_SPACE (int8): random shapes, axes (negative too), begins and
+"""SLICE, PACK, UNPACK, SPACE_TO_DEPTH, DEPTH_TO_SPACE, GATHER (constant indices) (int8): random shapes, axes (negative too), begins and
 sizes (-1 = to the end), block sizes, against tflite-micro on the host under ASan (generic and Cortex-M4 builds);
 inconsistent layers are refused in one line."""
 from __future__ import annotations
@@ -42,6 +42,18 @@ def _add(mb, rng, i, kind):
         mb.output(y)
         specs.append((shape, q["zero_point"]))
         return specs, f"{kind} {shape} b={b}"
+    if kind == "GATHER":
+        shape = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 4))))
+        rank = len(shape)
+        ax = int(rng.integers(-rank, rank))
+        a = ax + rank if ax < 0 else ax
+        ishape = tuple(int(v) for v in rng.integers(1, 4, size=int(rng.integers(1, 3))))
+        idx = rng.integers(0, shape[a], size=ishape).astype(np.int32)
+        x = mb.input(f"x{i}", shape, **q)
+        y = mb.tensor(f"y{i}", shape[:a] + ishape + shape[a + 1:], **q)
+        mb.op("GATHER", [x, mb.const(f"i{i}", idx)], [y], ops.Gather(axis=ax))
+        mb.output(y)
+        return [(shape, q["zero_point"])], f"GATHER {shape} axis {ax} idx {idx.tolist()}"
     shape = tuple(int(v) for v in rng.integers(1, 6, size=int(rng.integers(1, 4))))
     k = int(rng.integers(1, 5))
     if kind == "PACK":
@@ -65,13 +77,13 @@ def _add(mb, rng, i, kind):
     return [(shape, q["zero_point"])], f"UNPACK {shape} axis {ax}"
 
 
-KINDS = ("SLICE", "PACK", "UNPACK", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE")
+KINDS = ("SLICE", "PACK", "UNPACK", "SPACE_TO_DEPTH", "DEPTH_TO_SPACE", "GATHER")
 
 
 @pytest.mark.parametrize("target,seed", [(None, 121), ("cortex-m4", 122)])
 def test_random_layers(tmp_path, target, seed, sweep):
     rng = np.random.default_rng(seed)
-    n = sweep(30)
+    n = sweep(36)
     for m in range(0, n, 10):
         mb = ModelBuilder()
         specs, descs, owner = [], [], []
