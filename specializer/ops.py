@@ -245,6 +245,8 @@ OP_SPECS: dict[str, OpSpec] = {
     "RSQRT": _spec(NoAttrs),
     "LEAKY_RELU": _spec(LeakyRelu, "LeakyReluOptions", alpha=("Alpha", "float")),
     "SLICE": _spec(NoAttrs, "SliceOptions"),
+    "SPACE_TO_BATCH_ND": _spec(NoAttrs, "SpaceToBatchNDOptions"),
+    "BATCH_TO_SPACE_ND": _spec(NoAttrs, "BatchToSpaceNDOptions"),
     "GATHER": _spec(Gather, "GatherOptions", axis=("Axis", "int"), batch_dims=("BatchDims", "int")),
     "BATCH_MATMUL": _spec(BatchMatMul, "BatchMatMulOptions", adj_x=("AdjX", "bool"), adj_y=("AdjY", "bool")),
     "TRANSPOSE_CONV": _spec(TransposeConv, "TransposeConvOptions", padding=("Padding", "padding"),

@@ -106,7 +106,8 @@ def load_model(src: Union[str, os.PathLike, bytes], name: str = "model") -> Grap
 # Inputs an operator cannot run without (positions); the others are optional (absent = index -1).
 _REQUIRED_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNECTED": (0, 1),
                     "ADD": (0, 1), "SUB": (0, 1), "MUL": (0, 1), "EXPAND_DIMS": (0, 1), "PAD": (0, 1),
-                    "PADV2": (0, 1), "RESIZE_NEAREST_NEIGHBOR": (0, 1), "MEAN": (0, 1), "SUM": (0, 1), "REDUCE_MAX": (0, 1), "PRELU": (0, 1), "GATHER": (0, 1), "TRANSPOSE": (0, 1),
+                    "PADV2": (0, 1), "RESIZE_NEAREST_NEIGHBOR": (0, 1), "MEAN": (0, 1), "SUM": (0, 1), "REDUCE_MAX": (0, 1), "PRELU": (0, 1), "GATHER": (0, 1),
+                    "SPACE_TO_BATCH_ND": (0, 1, 2), "BATCH_TO_SPACE_ND": (0, 1, 2), "TRANSPOSE": (0, 1),
                     "STRIDED_SLICE": (0, 1, 2, 3), "SPLIT": (0, 1), "SPLIT_V": (0, 1, 2), "MAXIMUM": (0, 1),
                     "MINIMUM": (0, 1), "SLICE": (0, 1, 2),
                     "TRANSPOSE_CONV": (0, 1, 2), "BATCH_MATMUL": (0, 1),

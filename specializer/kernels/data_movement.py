@@ -690,4 +690,58 @@ def _emit_gather_op(ctx):
 GATHER = KernelEntry(name="gather_s8", ops=("GATHER",), template="gather_s8.c.in", emit=_emit_gather_op,
                      reject=_reject_gather)
 
-ENTRIES = (PAD, CONCAT, RESIZE, TRANSPOSE, STRIDED_SLICE, SPLIT, COPY, SLICE, UNPACK, BLOCKS, PACK, GATHER)
+def _space_batch_plan(g, op):
+    """(block (bh, bw), offsets ((t, b), (l, r)), spatial side shape, batched side shape) or a reason (str)."""
+    to_batch = op.kind == "SPACE_TO_BATCH_ND"
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    block, off = _const_ints(g, op.input(1)), _const_ints(g, op.input(2))
+    if block is None or off is None:
+        return "block shape and paddings/crops must be constant int32 tensors"
+    if len(x.shape) != 4 or len(y.shape) != 4 or len(block) != 2 or len(off) != 4:
+        return "needs 4-D NHWC tensors, a 2-element block shape and 2x2 paddings/crops"
+    bh, bw = block
+    t, b, l_, r = off
+    if min(bh, bw) < 1 or min(off) < 0:
+        return f"block {block} and paddings/crops {off} must be positive / non-negative"
+    small, big = (x, y) if to_batch else (y, x)
+    n, h, w, c = big.shape
+    if to_batch:
+        want = (small.shape[0] * bh * bw, (small.shape[1] + t + b) // bh, (small.shape[2] + l_ + r) // bw,
+                small.shape[3])
+        if (small.shape[1] + t + b) % bh or (small.shape[2] + l_ + r) % bw or tuple(y.shape) != want:
+            return f"output shape {list(y.shape)} does not match the padded input and block {block}"
+    else:
+        want = (x.shape[0] // (bh * bw), x.shape[1] * bh - t - b, x.shape[2] * bw - l_ - r, x.shape[3])
+        if x.shape[0] % (bh * bw) or tuple(y.shape) != want:
+            return f"output shape {list(y.shape)} != {list(want)}"
+    return (bh, bw), (t, l_), small.shape, big.shape
+
+
+def _reject_space_batch(g, op, core):
+    why = _int8_io(g, op)
+    if why:
+        return why
+    plan = _space_batch_plan(g, op)
+    if isinstance(plan, str):
+        return plan
+    if op.kind == "SPACE_TO_BATCH_ND" and any(_const_ints(g, op.input(2))):
+        return ("padded int8 SPACE_TO_BATCH_ND: TFLite Micro fills the padding with a value it never sets (its "
+                "output_offset parameter is uninitialized), so no output could be bit-exact; unpadded layers run")
+    return None
+
+
+def _emit_space_batch(ctx):
+    (bh, bw), (t, l_), small, big = _space_batch_plan(ctx.g, ctx.op)
+    x, y = ctx.inp(0), ctx.out()
+    fn = ctx.fn(TO_BATCH=ctx.op.kind == "SPACE_TO_BATCH_ND")
+    p = ctx.sym("p")
+    vals = [small[0], small[1], small[2], bh, bw, big[1], big[2], t, l_, small[3], 0]  # (padded layers refused)
+    ctx.static(f"static const {fn}_params {p} = {{ {', '.join(map(str, vals))} }};")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
+
+
+SPACE_BATCH = KernelEntry(name="space_batch_s8", ops=("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"),
+                          template="space_batch_s8.c.in", emit=_emit_space_batch, reject=_reject_space_batch)
+
+ENTRIES = (PAD, CONCAT, RESIZE, TRANSPOSE, STRIDED_SLICE, SPLIT, COPY, SLICE, UNPACK, BLOCKS, PACK, GATHER,
+           SPACE_BATCH)
