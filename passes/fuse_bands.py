@@ -1,5 +1,5 @@
-"""fuse_bands: run a pointwise convolution and the windowed layer after it row band by row band, so that the
-pointwise output (often the largest activation of a MobileNet's first stages) never exists whole.
+"""fuse_bands: run a convolution and the windowed layer after it row band by row band, so that the first one's
+output (often the largest activation of a network's first stages) never exists whole.
 
 How it works
 1. Candidates: a CONV_2D or DEPTHWISE_CONV_2D (P, dilation 1 along H, its input there whole) whose output feeds

@@ -457,14 +457,24 @@ def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
     return (1, ih, iw, cin), in_zp, desc
 
 
-def band_pair_model(rng, n: int):
+def layers_model(rng, n: int, add_layer):
+    """A model of n independent random layers: `add_layer(mb, rng, i) -> ([(input shape, zp)], description)`;
+    returns (model bytes, [(input shape, zp)], [description])."""
     mb = ModelBuilder()
     specs, descs = [], []
     for i in range(n):
-        shape, zp, d = add_band_pair(mb, rng, str(i))
-        specs.append((shape, zp))
+        sp, d = add_layer(mb, rng, i)
+        specs += sp
         descs.append(d)
     return mb.build(), specs, descs
+
+
+def band_pair_model(rng, n: int):
+    def add(mb, r, i):
+        shape, zp, d = add_band_pair(mb, r, str(i))
+        return [(shape, zp)], d
+
+    return layers_model(rng, n, add)
 
 
 def compare_in_batches(tmp_path, rng, n: int, per: int, make, target=None, prefer=None) -> None:

@@ -1,4 +1,4 @@
-"""BANDED_PAIR (passes/fuse_bands): a pointwise convolution and the windowed layer after it, row band by row band.
+"""BANDED_PAIR (passes/fuse_bands): a convolution and the windowed layer after it, row band by row band.
 
 How it works
 1. The op carries a small sub-graph of row-shaped sub-layers (kernels chosen by the registry for the core) and
@@ -41,18 +41,13 @@ class _SubContext(LayerContext):
         self.captured.append(code)
 
 
-def _offset(base: int, step: int, var: str, at: int) -> str:
-    return f"{base + step * at}" if var is None else f"{base} + {step} * {var}" if step else f"{base}"
-
-
 def emit(ctx):
     op = ctx.op
     a = op.attrs
     sub = a.sub
     mp = ctx.g.memory_plan
-    scr = mp.scratch_offsets[op.index]
-    band = scr
-    sub_scr = scr + (a.band_rows * a.row_bytes + 3) // 4 * 4
+    band = mp.scratch_offsets[op.index]  # the band first, then the sub-layers' own scratch
+    sub_scr = band + (a.band_rows * a.row_bytes + 3) // 4 * 4
     x_off, y_off = mp.offsets[op.inputs[0]], mp.offsets[op.outputs[0]]
     calls = {}
     for sop in sub.ops:
@@ -78,7 +73,6 @@ def emit(ctx):
         return out
 
     steps = list(a.steps)
-    dx = 0
     k = 0
     ctx.call("{")
     while k < len(steps):

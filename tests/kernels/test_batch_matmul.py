@@ -7,9 +7,7 @@ import numpy as np
 import pytest
 
 from specializer import ops
-from specializer.oracle import compare
-from specializer.tflite_writer import ModelBuilder
-from spz_randlayers import compare_in_batches, random_inputs, sim_mismatches
+from spz_randlayers import compare_in_batches, layers_model, random_inputs, sim_mismatches
 
 
 def _layer(mb, rng, i):
@@ -42,13 +40,7 @@ def _layer(mb, rng, i):
 
 
 def _model(rng, n):
-    mb = ModelBuilder()
-    specs, descs = [], []
-    for i in range(n):
-        sp, d = _layer(mb, rng, i)
-        specs += sp
-        descs.append(d)
-    return mb.build(), specs, descs
+    return layers_model(rng, n, _layer)
 
 
 @pytest.mark.parametrize("target,seed", [(None, 141), ("cortex-m4", 142)])

@@ -145,3 +145,12 @@ def test_padded_space_to_batch_is_refused(tmp_path, capsys):
     assert main(["compile", str(src), "-o", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "uninitialized" in err, err
+
+
+def test_random_layers_in_simulator(tmp_path):
+    from spz_randlayers import layers_model, sim_mismatches
+
+    rng = np.random.default_rng(123)
+    model, specs, descs = layers_model(rng, 2 * len(KINDS), lambda mb, r, i: _add(mb, r, i, KINDS[i % len(KINDS)]))
+    bad, _ = sim_mismatches(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", opt="-O2")
+    assert not bad, "; ".join(map(str, bad[:5])) + " | " + "; ".join(descs)

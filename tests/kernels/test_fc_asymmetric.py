@@ -52,3 +52,11 @@ def test_asymmetric_weights(tmp_path, target, seed, sweep):
         return model, specs, descs
 
     compare_in_batches(tmp_path, rng, sweep(16), 8, make, target)
+
+def test_asymmetric_weights_in_simulator(tmp_path):
+    from spz_randlayers import sim_mismatches
+
+    rng = np.random.default_rng(103)
+    model, specs, descs = _model(rng, 8)
+    bad, _ = sim_mismatches(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", opt="-O3")
+    assert not bad, "; ".join(f"input #{c} output {o} ({descs[o]}) at {i}" for c, o, i in bad[:5])

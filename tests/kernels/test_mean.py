@@ -115,3 +115,13 @@ def test_errors(tmp_path):
 def test_sum_and_reduce_max_random(kind, seed, tmp_path):
     model, sets = _model(seed, spatial=seed % 2 == 0, kind=kind)
     assert_bitexact(model, sets, tmp_path)
+
+
+def test_mean_sum_max_in_simulator(tmp_path):
+    """MEAN, SUM and REDUCE_MAX in the simulated Cortex-M4."""
+    from spz_randlayers import sim_mismatches
+
+    for kind, seed in (("MEAN", 35), ("SUM", 36), ("REDUCE_MAX", 37)):
+        model, sets = _model(seed, spatial=False, kind=kind)
+        bad, _ = sim_mismatches(model, sets, tmp_path / kind, opt="-O2")
+        assert not bad, f"{kind}: {bad[:5]}"

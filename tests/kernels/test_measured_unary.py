@@ -59,9 +59,7 @@ def test_refused_where_tflm_refuses(tmp_path, capsys, kind, zp, why):
     assert not (tmp_path / "out").exists()
 
 
-def test_prelu_per_channel(tmp_path):
-    """PRELU with a constant per-channel alpha (shape (C,), (1, 1, C) or a scalar), tables measured on TFLM."""
-    rng = np.random.default_rng(113)
+def _prelu_model(rng):
     mb = ModelBuilder()
     specs = []
     for i, ashape in enumerate([(5,), (1, 1, 3), (1,), (1, 1, 1, 8)]):
@@ -76,7 +74,26 @@ def test_prelu_per_channel(tmp_path):
         mb.op("PRELU", [x, a], [y])
         mb.output(y)
         specs.append((shape, in_zp))
-    model = mb.build()
+    return mb.build(), specs
+
+
+def test_prelu_per_channel(tmp_path):
+    """PRELU with a constant per-channel alpha (shape (C,), (1, 1, C) or a scalar), tables measured on TFLM."""
+    rng = np.random.default_rng(113)
+    model, specs = _prelu_model(rng)
     for target in (None, "cortex-m4"):
         bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"p{target}", target=target)
         assert not bad, "; ".join(map(str, bad[:5]))
+
+
+def test_measured_tables_in_simulator(tmp_path):
+    """The same tables run by the lut_s8 / lut_channel_s8 kernels in the simulated Cortex-M4."""
+    from spz_randlayers import sim_mismatches
+
+    rng = np.random.default_rng(114)
+    model, specs, descs = _model(rng, ["ABS", "LEAKY_RELU", "ELU", "RSQRT"] * 2)
+    bad, _ = sim_mismatches(model, random_inputs(rng, specs, n_sets=2), tmp_path / "u", opt="-O2")
+    assert not bad, "; ".join(f"input #{c} output {o} ({descs[o]}) at {i}" for c, o, i in bad[:5])
+    model, specs = _prelu_model(rng)
+    bad, _ = sim_mismatches(model, random_inputs(rng, specs, n_sets=2), tmp_path / "p", opt="-O3")
+    assert not bad, bad[:5]

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 
 from specializer import ops
-from specializer.oracle import compare
-from specializer.tflite_writer import ModelBuilder
-from spz_randlayers import compare_in_batches, _weight_scales, output_quant, random_inputs, sim_mismatches
+from spz_randlayers import (_weight_scales, compare_in_batches, layers_model, output_quant, random_inputs,
+                            sim_mismatches)
 
 
 def _layer(mb, rng, i):
@@ -41,17 +40,11 @@ def _layer(mb, rng, i):
     mb.op("TRANSPOSE_CONV", [shp, w, x, b], [y], ops.TransposeConv(padding=padding, stride_h=sh, stride_w=sw,
                                                                    activation=act))
     mb.output(y)
-    return ((bsz, ih, iw, ic), in_zp), f"tconv {bsz}x{ih}x{iw}x{ic} k{kh}x{kw} s{sh},{sw} {padding} -> {oc} {act}"
+    return [((bsz, ih, iw, ic), in_zp)], f"tconv {bsz}x{ih}x{iw}x{ic} k{kh}x{kw} s{sh},{sw} {padding} -> {oc} {act}"
 
 
 def _model(rng, n):
-    mb = ModelBuilder()
-    specs, descs = [], []
-    for i in range(n):
-        sp, d = _layer(mb, rng, i)
-        specs.append(sp)
-        descs.append(d)
-    return mb.build(), specs, descs
+    return layers_model(rng, n, _layer)
 
 
 @pytest.mark.parametrize("target,seed", [(None, 131), ("cortex-m4", 132)])
