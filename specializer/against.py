@@ -333,6 +333,7 @@ def compare_against_cmsis_nn(model, target: str = "cortex-m4", cmsis_nn=None, op
         ours_rows = {row.index: row for row in ours.layers if isinstance(row.index, int)}
         cm_rows = {row.index: row for row in rows if isinstance(row.index, int)}
         ours_out = ours_obs[0].outputs if ours_obs else {}
+        pruned = ours_obs[0].g.meta.get("pruned_channels", {}) if ours_obs else {}
         layers = []
         for op in g_c.ops:
             if op.alias_of is not None:
@@ -341,6 +342,8 @@ def compare_against_cmsis_nn(model, target: str = "cortex-m4", cmsis_nn=None, op
             agree, first, ndiff = None, None, 0
             for tid in op.outputs:
                 a, b = obs.outputs.get(tid), ours_out.get(tid)
+                if a is not None and tid in pruned:  # ours holds only the channels passes/prune_channels kept
+                    a = a.reshape(-1, g_c.t(tid).shape[-1])[:, list(pruned[tid])].ravel()
                 if a is None or b is None or a.shape != b.shape:
                     continue
                 i, n = _first_diff(a, b)

@@ -522,7 +522,7 @@ def build_cmsis_nn_elf(model, core, build_dir: Union[str, os.PathLike], cmsis_nn
     core = get_core(core)
     root = find_cmsis_nn(cmsis_nn)
     build_dir = Path(build_dir)
-    g, _ = lower(model, core.name, generic_only=True, name=name)
+    g, _ = lower(model, core.name, generic_only=True, name=name, prune=False)
     layers, fallback = {}, {}
     for op in g.ops:
         if op.alias_of is not None:

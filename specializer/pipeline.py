@@ -20,24 +20,26 @@ from .passes.fuse_activations import fuse_activations
 from .passes.fuse_bands import fuse_bands, rechoose_variants
 from .passes.plan_memory import plan_memory
 from .passes.precompute_requant import precompute_requant
+from .passes.prune_channels import prune_channels
 from .passes.reorder_weights import reorder_weights
 from .passes.select_kernels import select_kernels
 
-PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_reshapes", "fold_zero_points",
-              "precompute_requant", "select_kernels", "choose_variants", "fuse_bands",
+PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_reshapes", "precompute_requant",
+              "prune_channels", "fold_zero_points", "select_kernels", "choose_variants", "fuse_bands",
               "rechoose_variants", "reorder_weights", "plan_memory")
 
 
 def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
-                   flash_budget: Any = "default", prefer: Any = None, share_all: bool = False
-                   ) -> list[tuple[str, Callable[[Graph], Graph]]]:
+                   flash_budget: Any = "default", prefer: Any = None, share_all: bool = False,
+                   prune: bool = True) -> list[tuple[str, Callable[[Graph], Graph]]]:
     return [
         ("fold_constants", fold_constants),
         ("fuse_activations", fuse_activations),
         ("fold_padding", fold_padding),
         ("eliminate_reshapes", eliminate_reshapes),
-        ("fold_zero_points", fold_zero_points),
         ("precompute_requant", precompute_requant),
+        ("prune_channels", prune_channels if prune else (lambda g: g)),
+        ("fold_zero_points", fold_zero_points),
         ("select_kernels", lambda g: select_kernels(g, core, generic_only=generic_only)),
         ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer)),
         ("fuse_bands", lambda g: fuse_bands(g, core, generic_only=generic_only,
@@ -51,7 +53,7 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
 def run_pipeline(g: Graph, core: Any = None, *, verify_each: bool = False, dump_after: Optional[str] = None,
                  dump_sink: Optional[Callable[[str], None]] = None, generic_only: bool = False,
                  stop_after: Optional[str] = None, flash_budget: Any = "default", prefer: Any = None,
-                 share_all: bool = False) -> Graph:
+                 share_all: bool = False, prune: bool = True) -> Graph:
     if dump_after is not None and dump_after not in PASS_NAMES:
         from .errors import SpecializerError
 
@@ -59,7 +61,7 @@ def run_pipeline(g: Graph, core: Any = None, *, verify_each: bool = False, dump_
     if verify_each:
         verify(g)
     for name, fn in build_pipeline(core, generic_only=generic_only, flash_budget=flash_budget, prefer=prefer,
-                                   share_all=share_all):
+                                   share_all=share_all, prune=prune):
         g = fn(g)
         if verify_each:
             verify(g)
