@@ -48,7 +48,9 @@ def _share_key(g: Graph, op):
             tuple(g.t(t).shape for t in op.outputs), repr(op.attrs))
 
 
-def _candidates(g: Graph):
+def _candidates(g: Graph, seg: bool = False):
+    """Per layer with a choice, its kernel's variants. Row-segment forms (SEG) only when asked for (`seg`: a
+    `prefer` naming SEG): they trade a little speed for scratch, which only fused row bands need."""
     out = []
     groups: dict = {}
     for op in g.ops:
@@ -63,7 +65,7 @@ def _candidates(g: Graph):
             continue
         n = groups[_share_key(g, op)]
         cands = [dataclasses.replace(c, flash=c.flash - c.code + (c.code + n - 1) // n) if c.code and n > 1 else c
-                 for c in e.variants(g, op)]
+                 for c in e.variants(g, op) if "SEG" not in c.params or seg]
         if len(cands) > 1:
             out.append((op.index, cands))
     return out
@@ -182,7 +184,7 @@ def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optiona
     {"WFMT": "i8"} or {"IP": True}; layers without such a candidate keep the normal choice."""
     if budget == "default":
         budget = default_budget(g)
-    cands = _candidates(g)
+    cands = _candidates(g, seg=bool(prefer and "SEG" in prefer))
     prefer = {k: v for k, v in (prefer or {}).items() if k != "BAND"}  # BAND is fuse_bands' (tests)
     if prefer:
         forced = []

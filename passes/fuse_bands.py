@@ -39,7 +39,8 @@ MIN_GAIN = 0.9  # a fusion must cut the arena by 10%: banding costs a few % of t
 
 @dataclass(frozen=True)
 class BandStep:
-    """One output row of C: rows moved to the band's top, the P sub-layer that fills the rest, the C sub-layer."""
+    """`n` output rows of C from oy on: rows moved to the band's top, the P sub-layer that fills the rest, the C
+    sub-layer; in a residual block also the shortcut sub-layer S (on rows of x) and the ADD sub-layer A."""
 
     oy: int
     keep_from: int  # band row (before the move) of the first row kept; rows [keep_from, keep_from + keep)
@@ -48,11 +49,15 @@ class BandStep:
     p_op: int  # sub-graph op index of P for this step (-1: none)
     p_at: int  # band row P writes its first row to
     c_op: int  # sub-graph op index of C
+    n: int = 1  # output rows of this step
+    s_op: int = -1  # shortcut sub-layer (-1: none)
+    s_x_row: int = -1  # first row of x it reads
+    a_op: int = -1  # residual ADD sub-layer (-1: not a residual block)
 
 
 @dataclass(frozen=True)
 class BandedPair:
-    """attrs of BANDED_PAIR: the sub-graph of row-shaped sub-layers and the per-row schedule."""
+    """attrs of BANDED_PAIR: the sub-graph of row-shaped sub-layers and the schedule (steps of `rows` rows)."""
 
     sub: Any  # Graph
     steps: tuple
@@ -64,14 +69,35 @@ class BandedPair:
     y_row_bytes: int
     p_macs: int
     c_macs: int
+    rows: int = 1
+    a_index: int = -1  # residual block: the ADD's index, the shortcut convolution's (-1: identity)
+    s_index: int = -1
+    s_macs: int = 0
+    res_pos: int = 0  # the ADD input that takes C's output
 
     @property
     def macs(self) -> int:
-        return self.p_macs + self.c_macs
+        return self.p_macs + self.c_macs + self.s_macs
+
+    @property
+    def members(self) -> tuple:
+        """The original layers the op runs, the last one (whose output the op writes) last."""
+        return tuple(i for i in (self.p_index, self.s_index, self.c_index, self.a_index) if i >= 0)
+
+    @property
+    def c_out_bytes(self) -> int:
+        """Scratch after the band for C's rows (residual blocks: A reads them) and for S's rows."""
+        return (self.rows * self.y_row_bytes + 3) // 4 * 4 if self.a_index >= 0 else 0
+
+    @property
+    def s_out_bytes(self) -> int:
+        return (self.rows * self.y_row_bytes + 3) // 4 * 4 if self.s_index >= 0 else 0
 
     def __repr__(self) -> str:  # the sub-graph is large: dumps show the schedule's size only
-        return (f"BandedPair(P #{self.p_index} -> C #{self.c_index}, {len(self.steps)} rows, band "
-                f"{self.band_rows}x{self.row_bytes} B, {len(self.sub.ops)} sub-layers)")
+        res = (f" + ADD #{self.a_index}" + (f" (shortcut #{self.s_index})" if self.s_index >= 0 else " (identity)")
+               if self.a_index >= 0 else "")
+        return (f"BandedPair(P #{self.p_index} -> C #{self.c_index}{res}, {len(self.steps)} steps of {self.rows} "
+                f"rows, band {self.band_rows}x{self.row_bytes} B, {len(self.sub.ops)} sub-layers)")
 
 
 def _consumers(g: Graph, tid: int) -> list:
@@ -117,40 +143,87 @@ def candidates(g: Graph) -> list:
     return out
 
 
-def _schedule(h: int, kh: int, sh: int, pt: int, oh: int) -> list:
-    """Per output row: (lo, hi) real input rows, top and bottom padding rows, and the band moves."""
-    rows = []
+def _schedule(h: int, kh: int, sh: int, pt: int, oh: int, rows: int = 1) -> list:
+    """Per step of `rows` output rows: (lo, hi) real input rows, top and bottom padding rows, the band moves."""
+    out = []
     blo = bhi = 0
-    for oy in range(oh):
-        iy0 = oy * sh - pt
-        lo, hi = max(iy0, 0), min(iy0 + kh, h)
+    for oy in range(0, oh, rows):
+        n = min(rows, oh - oy)
+        iy0, iy1 = oy * sh - pt, (oy + n - 1) * sh - pt + kh
+        lo, hi = max(iy0, 0), min(iy1, h)
         keep_lo = max(blo, lo)
         keep = max(bhi - keep_lo, 0)
         new_lo = max(bhi, lo)
-        rows.append(dict(oy=oy, lo=lo, hi=hi, ptop=lo - iy0, pbot=iy0 + kh - hi, keep_from=keep_lo - blo,
-                         keep=keep, p_row=new_lo, p_rows=max(hi - new_lo, 0), p_at=new_lo - lo))
+        out.append(dict(oy=oy, n=n, lo=lo, hi=hi, ptop=lo - iy0, pbot=iy1 - hi, keep_from=keep_lo - blo,
+                        keep=keep, p_row=new_lo, p_rows=max(hi - new_lo, 0), p_at=new_lo - lo))
         blo, bhi = lo, hi
-    return rows
+    return out
 
 
-def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True) -> Optional[Op]:
-    """The BANDED_PAIR op replacing p and c, or None when a sub-layer has no kernel. `inherit`: the sub-layers
-    keep the variant choose_variants picked for their layer; else their kernels' defaults (less scratch, often)."""
+def _window(g: Graph, op: Op, r0: int, n: int) -> tuple:
+    """Output rows [r0, r0 + n) of a convolution: (first input row, input rows, top pad, bottom pad)."""
+    kh, _ = _kernel_hw(g, op)
+    hx = g.t(op.inputs[0]).shape[1]
+    pt = _pads(g, op)[0]
+    lo = r0 * op.attrs.stride_h - pt
+    hi = (r0 + n - 1) * op.attrs.stride_h - pt + kh
+    lo_c, hi_c = max(lo, 0), min(hi, hx)
+    return lo_c, hi_c - lo_c, lo_c - lo, hi - hi_c
+
+
+def residual_candidates(g: Graph) -> list:
+    """(P, C, A, S or None): x -> P -> C -> A = ADD(C's output, x or S(x)), every intermediate read once."""
+    out = []
+    for a in g.ops:
+        if a.kind != "ADD" or a.kernel is None or len(a.inputs) != 2:
+            continue
+        y = g.t(a.outputs[0])
+        if len(y.shape) != 4 or y.shape[0] != 1 or any(g.t(t).shape != y.shape for t in a.inputs):
+            continue
+        for pos in (0, 1):
+            cm, other = a.inputs[pos], a.inputs[1 - pos]
+            c = g.producer(cm)
+            if c is None or c.kind != "CONV_2D" or not _windowed(g, c) or cm in g.outputs \
+                    or _consumers(g, cm) != [a]:
+                continue
+            p = g.producer(c.inputs[0])
+            if p is None or not _producer(g, p) or c.inputs[0] in g.outputs or _consumers(g, c.inputs[0]) != [c]:
+                continue
+            x = p.inputs[0]
+            s = None
+            if other != x:
+                s = g.producer(other)
+                if s is None or s.kind != "CONV_2D" or not _producer(g, s) or s.inputs[0] != x \
+                        or other in g.outputs or _consumers(g, other) != [a]:
+                    continue
+            if x in g.outputs:
+                continue
+            out.append((p, c, a, s, pos))
+            break
+    return out
+
+
+def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1, a: Optional[Op] = None,
+          s: Optional[Op] = None, res_pos: int = 0) -> Optional[Op]:
+    """The BANDED_PAIR op replacing p and c (and, for a residual block, the ADD a and the shortcut s), or None
+    when a sub-layer has no kernel. `inherit`: the sub-layers keep the variant choose_variants picked for their
+    layer; else their kernels' defaults (less scratch, often). `rows`: output rows per step."""
     x, m, y = g.t(p.inputs[0]), g.t(p.outputs[0]), g.t(c.outputs[0])
+    yy = g.t(a.outputs[0]) if a is not None else y
     kh, _ = _kernel_hw(g, c)
-    khp, _ = _kernel_hw(g, p)
     _, hx, wx, cin = x.shape
     _, h, w_, cm = m.shape
     oh, ow, cout = y.shape[1], y.shape[2], y.shape[3]
     top, _, left, right = _pads(g, c)
-    ptop_p, _, pleft, pright = _pads(g, p)
-    shp = p.attrs.stride_h
-    sched = _schedule(h, kh, c.attrs.stride_h, top, oh)
+    sched = _schedule(h, kh, c.attrs.stride_h, top, oh, rows)
     tensors = {tid: t for tid, t in g.tensors.items() if t.is_const}
     nid = max(g.tensors) + 1
     ops: list = []
     p_of: dict = {}
     c_of: dict = {}
+    s_of: dict = {}
+    a_of: dict = {}
+    parent: dict = {}
 
     def new_tensor(like: Tensor, shape) -> int:
         nonlocal nid
@@ -158,90 +231,165 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True) -> Optional[O
         nid += 1
         return nid - 1
 
-    def p_window(r0: int, n: int) -> tuple:
-        """P's output rows [r0, r0 + n): (first input row, input rows, top pad, bottom pad)."""
-        lo = r0 * shp - ptop_p
-        hi = (r0 + n - 1) * shp - ptop_p + khp
-        lo_c, hi_c = max(lo, 0), min(hi, hx)
-        return lo_c, hi_c - lo_c, lo_c - lo, hi - hi_c
-
     ins, outs = [], []
-    base = SUB_INDEX + 1000 * c.index  # sub-layer indices: never a model op's (names, profile marks)
+    base = SUB_INDEX + 1000 * (a or c).index  # sub-layer indices: never a model op's (names, profile marks)
+
+    def windowed(orig: Op, table: dict, r0: int, n: int, src: Tensor, dst: Tensor, pad_lr: tuple) -> tuple:
+        """The sub-layer of `orig` computing its output rows [r0, r0 + n) (shared by equal shapes)."""
+        x0, xn, pt_, pb_ = _window(g, orig, r0, n)
+        key = (n, xn, pt_, pb_)
+        if key not in table:
+            i, o = new_tensor(src, (1, xn) + src.shape[2:]), new_tensor(dst, (1, n) + dst.shape[2:])
+            attrs = dataclasses.replace(orig.attrs, explicit_padding=(pt_, pb_) + pad_lr)
+            table[key] = base + len(ops)
+            parent[base + len(ops)] = orig
+            ops.append(dataclasses.replace(orig, inputs=(i,) + tuple(orig.inputs[1:]), outputs=(o,),
+                                           index=base + len(ops), attrs=attrs, kernel=None, stream=None))
+            ins.append(i)
+            outs.append(o)
+        return x0, table[key]
+
     for r in sched:
         if r["p_rows"]:
-            x0, xn, pt_, pb_ = p_window(r["p_row"], r["p_rows"])
-            r["x_row"] = x0
-            key = (r["p_rows"], xn, pt_, pb_)
-            if key not in p_of:
-                a, b = new_tensor(x, (1, xn, wx, cin)), new_tensor(m, (1, r["p_rows"], w_, cm))
-                attrs = dataclasses.replace(p.attrs, explicit_padding=(pt_, pb_, pleft, pright))
-                p_of[key] = base + len(ops)
-                ops.append(dataclasses.replace(p, inputs=(a,) + tuple(p.inputs[1:]), outputs=(b,),
-                                               index=base + len(ops), attrs=attrs, kernel=None, stream=None))
-                ins.append(a)
-                outs.append(b)
-            r["p_op"] = p_of[key]
-        key = (r["hi"] - r["lo"], r["ptop"], r["pbot"])
+            r["x_row"], r["p_op"] = windowed(p, p_of, r["p_row"], r["p_rows"], x, m, _pads(g, p)[2:])
+        key = (r["hi"] - r["lo"], r["ptop"], r["pbot"], r["n"])
         if key not in c_of:
-            a, b = new_tensor(m, (1, key[0], w_, cm)), new_tensor(y, (1, 1, ow, cout))
+            i, o = new_tensor(m, (1, key[0], w_, cm)), new_tensor(y, (1, r["n"], ow, cout))
             attrs = dataclasses.replace(c.attrs, explicit_padding=(key[1], key[2], left, right))
             c_of[key] = base + len(ops)
-            ops.append(dataclasses.replace(c, inputs=(a,) + tuple(c.inputs[1:]), outputs=(b,), index=base + len(ops),
+            parent[base + len(ops)] = c
+            ops.append(dataclasses.replace(c, inputs=(i,) + tuple(c.inputs[1:]), outputs=(o,), index=base + len(ops),
                                            attrs=attrs, kernel=None, stream=None))
-            ins.append(a)
-            outs.append(b)
+            ins.append(i)
+            outs.append(o)
+        if a is not None:
+            if s is not None:
+                r["s_x_row"], r["s_op"] = windowed(s, s_of, r["oy"], r["n"], x, g.t(s.outputs[0]), _pads(g, s)[2:])
+            if r["n"] not in a_of:
+                ai = [new_tensor(g.t(t), (1, r["n"], ow, cout)) for t in a.inputs]
+                o = new_tensor(yy, (1, r["n"], ow, cout))
+                a_of[r["n"]] = base + len(ops)
+                parent[base + len(ops)] = a
+                ops.append(dataclasses.replace(a, inputs=tuple(ai), outputs=(o,), index=base + len(ops),
+                                               kernel=None, stream=None))
+                ins += ai
+                outs.append(o)
+            r["a_op"] = a_of[r["n"]]
     sub = Graph(tensors=tensors, ops=tuple(ops), inputs=tuple(ins), outputs=tuple(outs), name=g.name)
     chosen = []
     for op in sub.ops:
-        parent = p if op.index in p_of.values() else c
+        par = parent[op.index]
         try:
             e = registry.select(sub, op, core)
-        except Exception:  # a sub-shape no kernel takes: leave the pair alone
+        except Exception:  # a sub-shape no kernel takes: leave the layers alone
             return None
-        variant = parent.kernel.variant if (inherit and e.name == parent.kernel.entry) else ()
+        variant = par.kernel.variant if (inherit and par.kernel is not None and e.name == par.kernel.entry) else ()
+        if inherit == "seg" and e.name == "conv2d_s8_dsp":  # row segments: the rows kernel's speed, little scratch
+            variant = tuple(sorted({**dict(variant), "IM": "rows", "RING": False, "SEG": SEG}.items()))
         k = KernelChoice(e.name, 0, variant=variant)
         op = dataclasses.replace(op, kernel=k)
         op = dataclasses.replace(op, kernel=dataclasses.replace(k, scratch_bytes=int(e.scratch_bytes(sub, op))))
         chosen.append(op)
     sub = sub.with_ops(chosen).prune()
     steps = tuple(BandStep(r["oy"], r["keep_from"], r["keep"], r.get("x_row", -1), r.get("p_op", -1), r["p_at"],
-                           c_of[(r["hi"] - r["lo"], r["ptop"], r["pbot"])]) for r in sched)
+                           c_of[(r["hi"] - r["lo"], r["ptop"], r["pbot"], r["n"])], r["n"], r.get("s_op", -1),
+                           r.get("s_x_row", -1), r.get("a_op", -1)) for r in sched)
     from specializer.api import op_macs
 
     attrs = BandedPair(sub=sub, steps=steps, p_index=p.index, c_index=c.index, row_bytes=w_ * cm * DTYPE_BYTES[m.dtype],
                        band_rows=max(r["hi"] - r["lo"] for r in sched), x_row_bytes=wx * cin * DTYPE_BYTES[x.dtype],
-                       y_row_bytes=ow * cout * DTYPE_BYTES[y.dtype], p_macs=op_macs(g, p),
-                       c_macs=op_macs(g, c))
+                       y_row_bytes=ow * cout * DTYPE_BYTES[yy.dtype], p_macs=op_macs(g, p),
+                       c_macs=op_macs(g, c), rows=rows, a_index=a.index if a is not None else -1,
+                       s_index=s.index if s is not None else -1, s_macs=op_macs(g, s) if s is not None else 0,
+                       res_pos=res_pos)
     band = attrs.band_rows * attrs.row_bytes
-    scratch = (band + 3) // 4 * 4 + max((op.kernel.scratch_bytes for op in sub.ops), default=0)
-    return Op(kind="BANDED_PAIR", inputs=(x.id,), outputs=(y.id,), attrs=attrs, index=c.index,
-              kernel=KernelChoice("band_pair", scratch))
+    scratch = ((band + 3) // 4 * 4 + attrs.c_out_bytes + attrs.s_out_bytes
+               + max((op.kernel.scratch_bytes for op in sub.ops), default=0))
+    from specializer.kernels.band import overlap
+
+    fused = Op(kind="BANDED_PAIR", inputs=(x.id,), outputs=(yy.id,), attrs=attrs, index=(a or c).index,
+               kernel=KernelChoice("band_pair", scratch))
+    return dataclasses.replace(fused, kernel=dataclasses.replace(fused.kernel, overlap=overlap(g, fused)))
 
 
-def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bool = False) -> Graph:
-    """`force` (tests: prefer={"BAND": True}) fuses every candidate, whatever the arena says."""
+ROWS = (1, 2, 4)  # output rows per step tried for residual blocks: more rows, fewer calls, a larger band
+
+
+def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bool = False,
+               optimize: str = "balanced", rechoose: Any = None) -> Graph:
+    """`force` (tests: prefer={"BAND": True}) fuses every candidate, whatever the arena says. `optimize`: "time"
+    fuses nothing, "balanced" layer pairs, "ram" residual blocks as well (they cost cycles: see the README)."""
     from specializer.passes.plan_memory import plan_memory
 
-    if generic_only:  # the unspecialized ablation build keeps the model's own layer structure
+    if generic_only or (optimize == "time" and not force):  # the ablation build keeps the model's layers
         return g
     arena = None if force else plan_memory(g).memory_plan.arena_size
+    orig = g
+    chosen: dict = {}  # fused op index -> (build arguments, (inherit, rows) taken)
+
+    def best_of(trials: list):
+        nonlocal arena
+        best = None
+        for key, make in trials:
+            fused = make()
+            if fused is None:
+                continue
+            gone = set(fused.attrs.members)
+            trial = g.with_ops([fused if op.index == fused.index else op for op in g.ops
+                                if op.index not in gone or op.index == fused.index]).prune()
+            if force:
+                return 0, trial, key
+            # the smallest arena; on a tie the smaller scratch (the peak may move here once other layers fuse)
+            a = (plan_memory(trial).memory_plan.arena_size, fused.kernel.scratch_bytes)
+            if a[0] < MIN_GAIN * arena and (best is None or a < best[0]):
+                best = (a, trial, key)
+        return (best[0][0], best[1], best[2]) if best is not None else None
+
+    blocks = residual_candidates(g) if (force or optimize == "ram") else []
+    for p, c, a, s, pos in blocks:  # residual blocks first: their input can take their output
+        if any(op not in g.ops for op in (p, c, a) + ((s,) if s is not None else ())):
+            continue
+        best = best_of([((inh, r), lambda inh=inh, r=r: build(g, p, c, core, inh, r, a, s, pos))
+                        for r in ROWS for inh in (True, False)])
+        if best is not None:
+            arena, g, key = best
+            chosen[a.index] = ((p, c, a, s, pos), key)
     for p, c in candidates(g):
         if p not in g.ops or c not in g.ops:
             continue
-        best = None
-        for inherit in (True, False):  # the layers' own variants first (faster); defaults where they need less
-            fused = build(g, p, c, core, inherit)
+        # the layers' own variants first (faster); defaults where they need less
+        best = best_of([((inh, 1), lambda inh=inh: build(g, p, c, core, inh)) for inh in (True, False)])
+        if best is not None:
+            arena, g, key = best
+            chosen[c.index] = ((p, c, None, None, 0), key)
+    if not force and optimize == "ram":
+        g = _relax(g, orig, chosen, core, rechoose or (lambda h: h))
+    return g
+
+
+SEG = 8  # output pixels per buffer row of the convolution sub-layers' "seg" form
+PREFERENCE = tuple((inh, r) for inh in (True, "seg", False) for r in sorted(ROWS, reverse=True))  # faster first
+
+
+def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
+    """Once every fusion is made the arena's peak is known: each fused op takes the fastest form (its layers' own
+    variants, more rows per step) that keeps the arena where it is once the other layers' variants are chosen
+    again (`rechoose`: what rechoose_variants will do)."""
+    from specializer.passes.plan_memory import plan_memory
+
+    arena = plan_memory(rechoose(g)).memory_plan.arena_size
+    for idx, ((p, c, a, s, pos), taken) in chosen.items():
+        for key in PREFERENCE:
+            if key == taken:
+                break
+            inh, rows = key
+            fused = build(orig, p, c, core, inh, rows, a, s, pos)
             if fused is None:
                 continue
-            trial = g.with_ops([fused if op is c else op for op in g.ops if op is not p]).prune()
-            if force:
-                best = (0, trial)
+            trial = g.with_ops([fused if op.index == idx else op for op in g.ops])
+            if plan_memory(rechoose(trial)).memory_plan.arena_size <= arena:
+                g = trial
                 break
-            a = plan_memory(trial).memory_plan.arena_size
-            if a < MIN_GAIN * arena and (best is None or a < best[0]):
-                best = (a, trial)
-        if best is not None:
-            arena, g = best
     return g
 
 

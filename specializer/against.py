@@ -361,8 +361,8 @@ def compare_against_cmsis_nn(model, target: str = "cortex-m4", cmsis_nn=None, op
                 bitexact=agree, first_diff=first, num_diff=ndiff, fallback_reason=cm.fallback.get(op.index, "")))
         # a layer our compiler ran in row bands with the next one (passes/fuse_bands) has no output tensor of its
         # own: it is judged by the pair's output, the next layer's
-        banded = {op.attrs.p_index: op.attrs.c_index for op in (ours_obs[0].g.ops if ours_obs else ())
-                  if op.kind == "BANDED_PAIR"}
+        banded = {i: op.index for op in (ours_obs[0].g.ops if ours_obs else ()) if op.kind == "BANDED_PAIR"
+                  for i in op.attrs.members if i != op.index}
         by_layer = {r.index: r for r in layers}
         for r in layers:
             if r.index in banded and r.bitexact is None and banded[r.index] in by_layer:

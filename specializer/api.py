@@ -27,6 +27,9 @@ from .pipeline import run_pipeline
 RESERVED_NAMES = frozenset({"spz", "main"})
 
 
+OPTIMIZE = ("balanced", "time", "ram")  # what passes/fuse_bands trades: see fuse_bands
+
+
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not C_IDENT.match(name) or name in C_KEYWORDS or name in RESERVED_NAMES:
         raise InvalidNameError(f"invalid --name {name!r}: must be a C identifier (letters, digits, underscore; "
@@ -102,18 +105,21 @@ def _io(g: Graph, tids) -> list[IOInfo]:
 def lower(model: Union[str, os.PathLike, bytes, Graph], target: Optional[str] = None, *,
           verify_each: bool = False, dump_after: Optional[str] = None, dump_sink=None,
           generic_only: bool = False, name: str = "model", flash_budget: Any = "default",
-          prefer: Any = None, share_all: bool = False, prune: bool = True) -> tuple[Graph, Any]:
+          prefer: Any = None, share_all: bool = False, prune: bool = True,
+          optimize: str = "balanced") -> tuple[Graph, Any]:
     """Import (unless given a Graph) and run the pipeline; returns (planned graph, core).
 
     `flash_budget`: bytes the specialized layers' constant streams may take ("default": their int8 form plus
     max(32 KiB, 8%); None: the fastest variant everywhere; 0: the smallest)."""
     core = resolve_core(target)
+    if optimize not in OPTIMIZE:
+        raise SpecializerError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
     if flash_budget not in ("default", None) and (not isinstance(flash_budget, int) or flash_budget < 0):
         raise SpecializerError(f"--flash-budget must be a number of bytes >= 0, got {flash_budget!r}")
     g = model if isinstance(model, Graph) else load_model(model, name=name)
     g = run_pipeline(g, core, verify_each=verify_each, dump_after=dump_after, dump_sink=dump_sink,
                      generic_only=generic_only, flash_budget=flash_budget, prefer=prefer, share_all=share_all,
-                     prune=prune)
+                     prune=prune, optimize=optimize)
     return g, core
 
 
@@ -121,7 +127,7 @@ def compile(model: Union[str, os.PathLike, bytes, Graph], name: str = "net",
             out_dir: Union[str, os.PathLike, None] = "out", target: Optional[str] = None, *,
             verify_each: bool = False, dump_after: Optional[str] = None, dump_sink=None,
             generic_only: bool = False, flash_budget: Any = "default", prefer: Any = None,
-            share_all: bool = False, prune: bool = True) -> CompileResult:
+            share_all: bool = False, prune: bool = True, optimize: str = "balanced") -> CompileResult:
     """Compile `model` into C sources under `out_dir` (<name>.h, <name>.c, <name>_weights.c, runtime headers).
 
     Raises a `SpecializerError` subclass for any problem with the input; writes nothing in that case.
@@ -132,7 +138,7 @@ def compile(model: Union[str, os.PathLike, bytes, Graph], name: str = "net",
         _check_out_dir(out_path)
     g, core = lower(model, target, verify_each=verify_each, dump_after=dump_after, dump_sink=dump_sink,
                     generic_only=generic_only, name=name, flash_budget=flash_budget, prefer=prefer,
-                    share_all=share_all, prune=prune)
+                    share_all=share_all, prune=prune, optimize=optimize)
     lib = emit_library(g, name, core)
     if out_path is not None:
         _write_atomically(out_path, lib.files)

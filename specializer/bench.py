@@ -94,9 +94,10 @@ def practical_ceiling(g, op) -> Optional[float]:
         return None
     if op.kind == "BANDED_PAIR":  # both layers at their own ceilings
         a = op.attrs
-        first = {s.p_op for s in a.steps if s.p_op >= 0}, {s.c_op for s in a.steps}
-        ps, cs = (next(o for o in a.sub.ops if o.index == min(ids)) for ids in first)
-        cyc = sum(n / practical_ceiling(a.sub, o) for n, o in ((a.p_macs, ps), (a.c_macs, cs)) if n)
+        first = ({s.p_op for s in a.steps if s.p_op >= 0}, {s.c_op for s in a.steps},
+                 {s.s_op for s in a.steps if s.s_op >= 0})
+        subs = [next(o for o in a.sub.ops if o.index == min(ids)) if ids else None for ids in first]
+        cyc = sum(n / practical_ceiling(a.sub, o) for n, o in zip((a.p_macs, a.c_macs, a.s_macs), subs) if n)
         return a.macs / cyc if cyc else None
     w = g.t(op.inputs[1])
     if op.kind == "CONV_2D" or (op.kind == "DEPTHWISE_CONV_2D" and g.t(op.inputs[0]).shape[3] == 1):
@@ -166,7 +167,7 @@ def _core(target):
 
 def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only: bool = False,
                     name: str = "net", profile: bool = True, flash_budget="default", prefer=None,
-                    share_all: bool = False, prune: bool = True):
+                    share_all: bool = False, prune: bool = True, optimize: str = "balanced"):
     """Compile `model` for `core` and link the benchmark ELF. Returns (CompileResult, elf path)."""
     import specializer
 
@@ -176,7 +177,7 @@ def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only
     build_dir = Path(build_dir)
     res = specializer.compile(model, name=name, out_dir=build_dir / "lib", target=core.name,
                               generic_only=generic_only, flash_budget=flash_budget, prefer=prefer,
-                              share_all=share_all, prune=prune)
+                              share_all=share_all, prune=prune, optimize=optimize)
     srcs = sorted((build_dir / "lib").glob("*.c")) + [SUPPORT_DIR / "bench_harness.c"]
     defines = [f'SPZ_MODEL_HEADER="{name}.h"', f"SPZ_PREFIX={name}", f"SPZ_PREFIX_UPPER={name.upper()}"]
     if profile:
@@ -234,7 +235,8 @@ def load_inputs(path: Optional[str], res) -> list[np.ndarray]:
 def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only: bool = False,
                 inputs: Optional[Sequence[np.ndarray]] = None, build_dir: Optional[Path] = None,
                 check: bool = True, label: Optional[str] = None, input_path: Optional[str] = None,
-                flash_budget="default", observe=None, prune: bool = True) -> BenchReport:
+                flash_budget="default", observe=None, prune: bool = True,
+                optimize: str = "balanced") -> BenchReport:
     """Build, simulate and report one model on one core (see module docstring).
 
     `observe(compile_result, elf)`, if given, returns an `on_mark(id, read)` observer for the simulator run (used
@@ -251,7 +253,7 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
         build_dir = Path(tmp.name)
     try:
         res, elf = build_model_elf(model, core, Path(build_dir), opt=opt, generic_only=generic_only,
-                                   flash_budget=flash_budget, prune=prune)
+                                   flash_budget=flash_budget, prune=prune, optimize=optimize)
         xs = list(inputs) if inputs is not None else load_inputs(input_path, res)
         sim = Simulator(elf, core=core.name)
         try:
@@ -401,7 +403,7 @@ def bench_main(args) -> int:
         rep = bench_model(args.model, args.target, opt=args.opt, generic_only=args.generic,
                           build_dir=Path(args.build_dir) if args.build_dir else None, input_path=args.input,
                           flash_budget=getattr(args, "flash_budget", "default"),
-                          prune=getattr(args, "prune", True))
+                          prune=getattr(args, "prune", True), optimize=getattr(args, "optimize", "balanced"))
         reports.append(rep)
         sys.stdout.write(format_report(rep))
         if getattr(args, "check_stores", False):
@@ -415,7 +417,9 @@ def bench_main(args) -> int:
 
                 gl, _ = lower(args.model, args.target)
                 res_inputs = load_inputs(args.input, SimpleNamespace(inputs=_io(gl, gl.inputs)))
-            bad, stores, _ = check_plan_in_simulator(args.model, args.target, opt=args.opt, inputs=res_inputs)
+            bad, stores, _ = check_plan_in_simulator(args.model, args.target, opt=args.opt, inputs=res_inputs,
+                                                     optimize=getattr(args, "optimize", "balanced"),
+                                                     prune=getattr(args, "prune", True))
             where = "; ".join(f"layer #{v[0]} at arena offset {v[1]} ({v[2]} B)" for v in bad[:4] if v)
             print(f"arena stores checked against the memory plan: {stores:,}, outside it: {len(bad)}"
                   + (f" (first: {where})" if bad else ""))

@@ -32,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--flash-budget", type=_budget, default="default", metavar="BYTES",
                    help="flash the specialized layers' weight streams may take (e.g. 200000 or 180K); 'unlimited' "
                         "= fastest variant everywhere; default: the int8 weight streams plus max(32K, 8%%)")
+    c.add_argument("--optimize", choices=("balanced", "time", "ram"), default="balanced",
+                   help="time: no row bands; balanced (default): row bands for layer pairs that cut the arena "
+                        ">= 10%%; ram: also residual blocks (their output over their input)")
     c.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep channels proven constant (passes/prune_channels removes them by default)")
     c.add_argument("--dump-after", metavar="PASS", help="print the IR after the named pass")
@@ -51,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="also build the generic library (the ablation) and print both side by side, per layer")
     b.add_argument("--flash-budget", type=_budget, default="default", metavar="BYTES",
                    help="as for compile")
+    b.add_argument("--optimize", choices=("balanced", "time", "ram"), default="balanced",
+                   help="row bands: time (none), balanced (layer pairs, default), ram (also residual blocks)")
     b.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep channels proven constant (passes/prune_channels removes them by default)")
     b.add_argument("--input", help="input .npz (input_0, ...) or raw .bin; default: seeded random int8")
@@ -110,7 +115,8 @@ def _compile(args) -> int:
 
     res = compile_model(args.model, name=args.name, out_dir=args.out, target=args.target,
                         generic_only=args.generic, dump_after=args.dump_after, flash_budget=args.flash_budget,
-                        dump_sink=lambda s: sys.stdout.write(s), prune=args.prune)
+                        dump_sink=lambda s: sys.stdout.write(s), prune=args.prune,
+                        optimize=args.optimize)
     lib = res.library
     print(f"{args.model} -> {Path(args.out)}/: " + ", ".join(sorted(lib.files)))
     print(f"  {lib.layers} layers, {lib.functions} kernel functions ({lib.shared} layers share one), "

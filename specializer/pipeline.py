@@ -31,7 +31,7 @@ PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_r
 
 def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
                    flash_budget: Any = "default", prefer: Any = None, share_all: bool = False,
-                   prune: bool = True) -> list[tuple[str, Callable[[Graph], Graph]]]:
+                   prune: bool = True, optimize: str = "balanced") -> list[tuple[str, Callable[[Graph], Graph]]]:
     return [
         ("fold_constants", fold_constants),
         ("fuse_activations", fuse_activations),
@@ -43,7 +43,8 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
         ("select_kernels", lambda g: select_kernels(g, core, generic_only=generic_only)),
         ("choose_variants", lambda g: choose_variants(g, flash_budget, prefer)),
         ("fuse_bands", lambda g: fuse_bands(g, core, generic_only=generic_only,
-                                            force=bool(prefer and prefer.get("BAND")))),
+                                            force=bool(prefer and prefer.get("BAND")), optimize=optimize,
+                                            rechoose=lambda h: rechoose_variants(h, flash_budget, prefer))),
         ("rechoose_variants", lambda g: rechoose_variants(g, flash_budget, prefer)),
         ("reorder_weights", reorder_weights),
         ("plan_memory", lambda g: plan_memory(g, alignment=alignment, share_all=share_all)),
@@ -53,7 +54,7 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
 def run_pipeline(g: Graph, core: Any = None, *, verify_each: bool = False, dump_after: Optional[str] = None,
                  dump_sink: Optional[Callable[[str], None]] = None, generic_only: bool = False,
                  stop_after: Optional[str] = None, flash_budget: Any = "default", prefer: Any = None,
-                 share_all: bool = False, prune: bool = True) -> Graph:
+                 share_all: bool = False, prune: bool = True, optimize: str = "balanced") -> Graph:
     if dump_after is not None and dump_after not in PASS_NAMES:
         from .errors import SpecializerError
 
@@ -61,7 +62,7 @@ def run_pipeline(g: Graph, core: Any = None, *, verify_each: bool = False, dump_
     if verify_each:
         verify(g)
     for name, fn in build_pipeline(core, generic_only=generic_only, flash_budget=flash_budget, prefer=prefer,
-                                   share_all=share_all, prune=prune):
+                                   share_all=share_all, prune=prune, optimize=optimize):
         g = fn(g)
         if verify_each:
             verify(g)

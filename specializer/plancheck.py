@@ -67,7 +67,7 @@ class WriteChecker:
 
 
 def check_plan_in_simulator(model, core: str = "cortex-m4", opt: str = "-O2", inputs=None, build_dir=None,
-                            prefer=None, drop=None):
+                            prefer=None, drop=None, optimize: str = "balanced", prune: bool = True):
     """(violations, stores checked, SimResult) of one inference of `model` with every arena store checked."""
     import tempfile
 
@@ -76,7 +76,8 @@ def check_plan_in_simulator(model, core: str = "cortex-m4", opt: str = "-O2", in
     from .targets.cortex_m.sim import Simulator
 
     with tempfile.TemporaryDirectory(prefix="spz-plancheck-") as tmp:
-        res, elf = build_model_elf(model, core, Path(build_dir or tmp), opt=opt, prefer=prefer)
+        res, elf = build_model_elf(model, core, Path(build_dir or tmp), opt=opt, prefer=prefer, optimize=optimize,
+                                   prune=prune)
         names, _ = _symbols(elf)
         g = res.graph
         chk = WriteChecker(g, names["g_arena"], g.memory_plan.arena_size)

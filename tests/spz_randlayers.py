@@ -457,6 +457,66 @@ def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
     return (1, ih, iw, cin), in_zp, desc
 
 
+def _conv_on(mb: ModelBuilder, rng, name: str, x, xshape, xs: float, cout: int, k: tuple, s: int, padding: str):
+    """A CONV_2D reading x (shape xshape, scale xs) with random weights, bias, activation and an output scale that
+    spreads its accumulators over ~40 steps; returns (tensor, shape, scale, zero point)."""
+    _, h, w, cin = xshape
+    act = str(rng.choice(ACTS))
+    _, y_zp = output_quant(rng, act)
+    ws = _weight_scales(rng, cout, rng.random() < 0.7)
+    wt = mb.const(f"w{name}", rng.integers(-127, 128, (cout, k[0], k[1], cin)).astype(np.int8), scale=ws, axis=0)
+    acc = 74.0 * 73.0 * np.sqrt(k[0] * k[1] * cin)
+    y_s = float(float(np.median(ws)) * xs * acc / 40.0 * 10 ** rng.uniform(-0.3, 0.3))
+    b = mb.const(f"b{name}", (rng.uniform(-2, 2, cout) * acc).astype(np.int32),
+                 scale=np.broadcast_to((xs * ws.astype(np.float64)).astype(np.float32), (cout,)), axis=0)
+    shape = (1, ops.conv_output_size(h, k[0], s, 1, padding), ops.conv_output_size(w, k[1], s, 1, padding), cout)
+    y = mb.tensor(f"y{name}", shape, scale=y_s, zero_point=y_zp)
+    mb.op("CONV_2D", [x, wt, b], [y], ops.Conv2D(padding=padding, stride_h=s, stride_w=s, activation=act))
+    return y, shape, y_s, y_zp
+
+
+def add_residual_block(mb: ModelBuilder, rng, tag: str) -> tuple:
+    """x -> P -> C -> ADD(C's output, x or S(x)) -> y: a residual block as passes/fuse_bands runs it. P: KxK
+    (1..3 each way) stride 1 (identity) or 1..2 (shortcut), SAME; C: KxK stride 1 SAME; S: 1x1 or 3x3 with P's
+    stride, SAME; the ADD's operand order, scales and activation at random."""
+    ih, iw = (int(v) for v in rng.integers(2, 13, size=2))
+    cin = int(rng.choice((2, 3, 4, 8, 16)))
+    xs, xzp = float(10 ** rng.uniform(-2, -1)), _zp(rng)
+    x = mb.input(f"x{tag}", (1, ih, iw, cin), scale=xs, zero_point=xzp)
+    identity = rng.random() < 0.5
+    s = 1 if identity else int(rng.integers(1, 3))
+    k1 = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    k2 = tuple(int(v) for v in rng.integers(1, 4, size=2))
+    cm = int(rng.choice((4, 8, 16)))
+    cout = cin if identity else int(rng.choice((4, 8, 12)))
+    m, mshape, ms, _ = _conv_on(mb, rng, f"p{tag}", x, (1, ih, iw, cin), xs, cm, k1, s, "SAME")
+    c, cshape, cs, czp = _conv_on(mb, rng, f"c{tag}", m, mshape, ms, cout, k2, 1, "SAME")
+    if identity:
+        res, rs, rzp, ks = x, xs, xzp, None
+    else:
+        ks = (1, 1) if rng.random() < 0.6 else (3, 3)
+        res, _, rs, rzp = _conv_on(mb, rng, f"s{tag}", x, (1, ih, iw, cin), xs, cout, ks, s, "SAME")
+    act = str(rng.choice(ACTS))
+    so, zo = max(cs, rs) * float(10 ** rng.uniform(-0.3, 0.7)), _zp(rng)
+    if act == "RELU_N1_TO_1":
+        so, zo = float(10 ** rng.uniform(-2.5, -1.5)), int(rng.integers(-60, 61))
+    y = mb.tensor(f"y{tag}", cshape, scale=so, zero_point=zo)
+    first = rng.random() < 0.5
+    mb.op("ADD", [c, res] if first else [res, c], [y], ops.Elementwise(activation=act))
+    mb.output(y)
+    desc = (f"block 1x{ih}x{iw}x{cin} P {k1} s{s} -> {mshape} C {k2} -> {cshape} + "
+            f"{'x' if identity else f'S {ks} s{s}'} ({'c, res' if first else 'res, c'}) {act}")
+    return (1, ih, iw, cin), xzp, desc
+
+
+def residual_block_model(rng, n: int):
+    def add(mb, r, i):
+        shape, zp, d = add_residual_block(mb, r, str(i))
+        return [(shape, zp)], d
+
+    return layers_model(rng, n, add)
+
+
 def layers_model(rng, n: int, add_layer):
     """A model of n independent random layers: `add_layer(mb, rng, i) -> ([(input shape, zp)], description)`;
     returns (model bytes, [(input shape, zp)], [description])."""

@@ -46,62 +46,108 @@ def emit(ctx):
     a = op.attrs
     sub = a.sub
     mp = ctx.g.memory_plan
-    band = mp.scratch_offsets[op.index]  # the band first, then the sub-layers' own scratch
-    sub_scr = band + (a.band_rows * a.row_bytes + 3) // 4 * 4
+    band = mp.scratch_offsets[op.index]  # the band, C's rows and S's rows (residual blocks), sub-layers' scratch
+    c_rows = band + (a.band_rows * a.row_bytes + 3) // 4 * 4
+    s_rows = c_rows + a.c_out_bytes
+    sub_scr = s_rows + a.s_out_bytes
     x_off, y_off = mp.offsets[op.inputs[0]], mp.offsets[op.outputs[0]]
     calls = {}
     for sop in sub.ops:
         sctx = _SubContext(ctx, sub, sop, registry.entry_by_name(sop.kernel.entry), sub_scr)
         sctx.entry.emit(sctx)
-        calls[sop.index] = ("\n".join(sctx.captured), sop.inputs[0], sop.outputs[0])
+        calls[sop.index] = ("\n".join(sctx.captured), sop.inputs, sop.outputs[0])
         ctx._m.layer_fn.setdefault(op.index, ctx._m.layer_fn.get(sop.index, ""))
+    residual = a.a_index >= 0
 
-    def statements(s, var):
-        """C statements of step s; with var, pointer offsets are written in terms of the loop variable."""
+    def lin(base: int, first: int, per_step: int, unit: int, var) -> str:
+        """Arena offset base + row * unit, the row being `first` (var None) or first + per_step * var."""
+        if var is None:
+            return f"{base + first * unit}"
+        return f"{base + first * unit} + {per_step * unit} * {var}"
+
+    def statements(s, d, var):
+        """C statements of step s; with var, row offsets move by d (per-step row deltas) per loop iteration."""
         out = []
         if s.keep and s.keep_from:
             out.append(f"memmove(arena + {band}, arena + {band + s.keep_from * a.row_bytes}, "
                        f"{s.keep * a.row_bytes}u);")
         if s.p_op >= 0:
             code, i, o = calls[s.p_op]
-            xo = f"{x_off + s.x_row * a.x_row_bytes}" if var is None else \
-                f"{x_off + (s.x_row - s.oy * dx) * a.x_row_bytes} + {dx * a.x_row_bytes} * {var}"
-            out.append(code.replace(f"@{i}@", xo).replace(f"@{o}@", f"{band + s.p_at * a.row_bytes}"))
+            out.append(code.replace(f"@{i[0]}@", lin(x_off, s.x_row, d["x"], a.x_row_bytes, var))
+                       .replace(f"@{o}@", f"{band + s.p_at * a.row_bytes}"))
+        y_at = lin(y_off, s.oy, d["y"], a.y_row_bytes, var)
         code, i, o = calls[s.c_op]
-        yo = f"{y_off + s.oy * a.y_row_bytes}" if var is None else f"{y_off} + {a.y_row_bytes} * {var}"
-        out.append(code.replace(f"@{i}@", f"{band}").replace(f"@{o}@", yo))
+        out.append(code.replace(f"@{i[0]}@", f"{band}").replace(f"@{o}@", f"{c_rows}" if residual else y_at))
+        if residual:
+            if s.s_op >= 0:
+                code, i, o = calls[s.s_op]
+                out.append(code.replace(f"@{i[0]}@", lin(x_off, s.s_x_row, d["s"], a.x_row_bytes, var))
+                           .replace(f"@{o}@", f"{s_rows}"))
+                res_at = f"{s_rows}"
+            else:  # identity shortcut: the block input's rows, same shape as the output
+                res_at = lin(x_off, s.oy, d["y"], a.x_row_bytes, var)
+            code, i, o = calls[s.a_op]
+            ins = {a.res_pos: f"{c_rows}", 1 - a.res_pos: res_at}
+            for k in (0, 1):
+                code = code.replace(f"@{i[k]}@", ins[k])
+            out.append(code.replace(f"@{o}@", y_at))
         return out
+
+    def deltas(s, t) -> dict:
+        return dict(x=t.x_row - s.x_row, y=t.oy - s.oy, s=t.s_x_row - s.s_x_row)
 
     steps = list(a.steps)
     k = 0
     ctx.call("{")
     while k < len(steps):
         s = steps[k]
-        dx = steps[k + 1].x_row - s.x_row if k + 1 < len(steps) else 0
+        d = deltas(s, steps[k + 1]) if k + 1 < len(steps) else dict(x=0, y=0, s=0)
         j = k + 1
-        while j < len(steps) and _same_shape(steps[j], s) and _linear(steps[k], steps[j], dx):
+        while j < len(steps) and _same_shape(steps[j], s) and _linear(s, steps[j], j - k, d):
             j += 1
         if j - k >= 3:
-            body = statements(s, "oy")
-            ctx.call(f"    for (int32_t oy = {s.oy}; oy < {steps[j - 1].oy + 1}; ++oy) {{")
+            body = statements(s, d, "i")
+            ctx.call(f"    for (int32_t i = 0; i < {j - k}; ++i) {{")
             for line in body:
                 ctx.call("        " + line.replace("\n", "\n        "))
             ctx.call("    }")
             k = j
         else:
-            for line in statements(s, None):
+            for line in statements(s, d, None):
                 ctx.call("    " + line.replace("\n", "\n    "))
             k += 1
     ctx.call("}")
 
 
 def _same_shape(s, t) -> bool:
-    return (s.keep_from, s.keep, s.p_op, s.p_at, s.c_op) == (t.keep_from, t.keep, t.p_op, t.p_at, t.c_op)
+    return (s.keep_from, s.keep, s.p_op, s.p_at, s.c_op, s.n, s.s_op, s.a_op) == \
+        (t.keep_from, t.keep, t.p_op, t.p_at, t.c_op, t.n, t.s_op, t.a_op)
 
 
-def _linear(first, s, dx: int) -> bool:
-    """The P input row of step s lies on the line through the run's first step with slope dx rows per oy."""
-    return s.p_op < 0 or s.x_row - first.x_row == dx * (s.oy - first.oy)
+def _linear(first, s, k: int, d: dict) -> bool:
+    """Step s, k steps after the run's first, has its rows on the lines through the first's with slopes d."""
+    return (s.oy - first.oy == d["y"] * k and (s.p_op < 0 or s.x_row - first.x_row == d["x"] * k)
+            and (s.s_op < 0 or s.s_x_row - first.s_x_row == d["s"] * k))
+
+
+def overlap(g, op) -> tuple:
+    """The output may chase the input: step by step, the bytes of y written so far against the first byte of x
+    a later step reads (P's and S's windows, the identity shortcut's rows). Within a step every read of x comes
+    before the writes, except the identity shortcut's, which the ADD reads element by element at or after the
+    address it writes (so the output never starts after the input: D >= 0)."""
+    from specializer.kernels.overlap import NONE, gap
+
+    a = op.attrs
+    steps = []
+    for s in a.steps:
+        reads = [r for r, used in ((s.x_row, s.p_op >= 0), (s.s_x_row, s.s_op >= 0),
+                                   (s.oy, a.a_index >= 0 and a.s_index < 0)) if used]
+        first = min(reads) * a.x_row_bytes if reads else NONE
+        steps.append(((s.oy + s.n) * a.y_row_bytes, first))
+    d = gap(steps)
+    if d is None:
+        return ()
+    return ((0, max(d, 0)),)
 
 
 def scratch_bytes(g, op) -> int:
@@ -118,5 +164,5 @@ def reorder(g, op):
 
 
 ENTRY = KernelEntry(name="band_pair", ops=("BANDED_PAIR",), template=None, emit=emit, scratch_bytes=scratch_bytes,
-                    reorder=reorder)
+                    reorder=reorder, overlap=overlap)
 ENTRIES = (ENTRY,)

@@ -114,3 +114,19 @@ def test_ring_conv_host_twins(tmp_path):
     bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", target="cortex-m4",
                   prefer={"RING": True})
     assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+
+
+@pytest.mark.parametrize("seg,seed", [(2, 77), (8, 78)])
+def test_segment_conv_host_twins(tmp_path, seg, seed):
+    """Convolutions whose KH buffer rows hold one segment of SEG output pixels (the form fused row bands use for
+    little scratch): pads written per segment, padded rows, odd row ends, under ASan."""
+    from specializer.api import lower
+    from spz_randlayers import random_model
+
+    rng = np.random.default_rng(seed)
+    model, specs, descs = random_model(rng, 24, ("conv",))
+    g, _ = lower(model, "cortex-m4", prefer={"SEG": seg})
+    assert any(dict(op.kernel.variant).get("SEG") == seg for op in g.ops if op.kernel is not None)
+    bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", target="cortex-m4",
+                  prefer={"SEG": seg})
+    assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])

@@ -116,6 +116,15 @@ def test_dsp_conv_ring_in_simulator(tmp_path, sweep):
     assert done == n
 
 
+def test_dsp_conv_segments_in_simulator(tmp_path, sweep):
+    """Convolutions whose buffer rows hold segments of 2 or 8 output pixels (fused row bands' small-scratch form):
+    int16 and int8 weights, any stride, padding and dilation."""
+    n = sweep(48)
+    done, _ = _run(tmp_path, 69, n // 2, ("conv",), prefer={"SEG": 2})
+    done2, _ = _run(tmp_path, 70, n - n // 2, ("conv",), prefer={"SEG": 8})
+    assert done + done2 == n
+
+
 def test_chasing_overlaps_in_simulator(tmp_path, sweep):
     """Every legal chasing overlap taken (convolutions, depthwise, pooling writing over the input bytes no later
     pixel reads) and every in-place placement: bit-exact in the simulator."""

@@ -68,7 +68,7 @@ def _geometry(g, op) -> dict:
                 NPIX=y.shape[1] * y.shape[2])
 
 
-def _layout(geo: dict, im: str, wfmt: str) -> dict:
+def _layout(geo: dict, im: str, wfmt: str, seg: int = 0) -> dict:
     """Column layout of a variant: words per run and pixel, run offsets, pixel-pair distance, row buffer."""
     i8 = wfmt in ("i8", "x8")
     runw = (geo["RUN"] + 1) // 2
@@ -81,8 +81,9 @@ def _layout(geo: dict, im: str, wfmt: str) -> dict:
                    RROW=0, RWB=0, PAIRS=geo["NPIX"] >= 2, SINGLES=geo["NPIX"] % 2 == 1)
     else:
         # halfwords a row must hold: every tap of the last output pixel, its run's read-ahead, plus slack
-        need = ((geo["OW"] - 1) * geo["SW"] + (kw - 1) * geo["DW"] + 1) * ic + 2 * runw + 4
-        rrow = max(need, (geo["PL"] + geo["IW"]) * ic + 2)
+        # (seg: a buffer row holds one segment of `seg` output pixels, not the whole row)
+        need = ((min(seg or geo["OW"], geo["OW"]) - 1) * geo["SW"] + (kw - 1) * geo["DW"] + 1) * ic + 2 * runw + 4
+        rrow = need if seg else max(need, (geo["PL"] + geo["IW"]) * ic + 2)
         rwb = (2 * rrow + 3) // 4 * 4
         if geo["DENSE"]:
             segs = tuple((ky * rwb, runw) for ky in range(geo["KH"]))
@@ -191,15 +192,39 @@ def template_args(g, op) -> dict:
     var = default_variant(geo, chosen.get("WFMT", "i16"), chosen.get("IM", "im2col"))
     var.update(chosen)
     var["RING"] = bool(var.get("RING", False)) and var["IM"] == "rows" and geo["DH"] == 1
+    var["SEG"] = int(var.get("SEG", 0)) if seg_ok(geo, var) else 0
     var["OCB"] = min(var["OCB"], geo["OC"])
     rq = _requant(g, op)
-    lay = {k: v for k, v in _layout(geo, var["IM"], var["WFMT"]).items() if k not in var}
+    lay = {k: v for k, v in _layout(geo, var["IM"], var["WFMT"], var["SEG"]).items() if k not in var}
+    if var["SEG"]:
+        lay["SEGLIST"] = segments(geo, var["SEG"])
     lay["PARTS"] = k_parts(lay["SEGS"], lay["WSTEP"], var["UNROLL"])
     lay["TUNROLL"] = tail_unroll(var)
     lay["TPARTS"] = k_parts(lay["SEGS"], lay["WSTEP"], lay["TUNROLL"])
     nslot = (2 * geo["KH"] - 1) if var["RING"] else geo["KH"]
     return dict(geo, **var, **lay, NSLOT=nslot, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
                 NFULL=geo["OC"] // var["OCB"], TAIL=geo["OC"] % var["OCB"], CLAMP=lo > -128 or hi < 127, POS=POS)
+
+
+def seg_ok(geo: dict, var: dict) -> bool:
+    """Segments (SEG output pixels per buffer row): rows variant, no ring, int16 columns of whole 4-channel words."""
+    return (var.get("IM") == "rows" and not var.get("RING") and var.get("WFMT") in ("i16", "i8")
+            and geo["IC"] % 4 == 0 and int(var.get("SEG", 0)) % 2 == 0 and int(var.get("SEG", 0)) < geo["OW"])
+
+
+def segments(geo: dict, seg: int) -> tuple:
+    """Per segment of an output row: (first output pixel, pixels, left pad pixels, first input pixel, input
+    pixels, right pad pixels) of the input pixels its columns read."""
+    out = []
+    for ox0 in range(0, geo["OW"], seg):
+        n = min(seg, geo["OW"] - ox0)
+        px0 = ox0 * geo["SW"] - geo["PL"]
+        width = (n - 1) * geo["SW"] + (geo["KW"] - 1) * geo["DW"] + 1
+        lo, hi = max(px0, 0), min(px0 + width, geo["IW"])
+        nreal = max(hi - lo, 0)
+        lp = min(max(-px0, 0), width)
+        out.append((ox0, n, lp, lo, nreal, width - lp - nreal))
+    return tuple(out)
 
 
 def tail_unroll(var: dict) -> int:
@@ -296,6 +321,7 @@ def variant(args: dict) -> str:
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
                         p=f"{args['PT']}x{args['PL']}", c=f"{args['IC']}x{args['OC']}",
                         b=f"2x{args['OCB']}", w=args["WFMT"], u=args["UNROLL"], ring="" if args["RING"] else None,
+                        sg=args.get("SEG") or None,
                         rq=args["RQ"][0]) + "__dsp"
 
 
@@ -354,11 +380,23 @@ def variants(g, op) -> list:
                         code = code_bytes(geo, var) + 200
                         flash = 4 * geo["OC"] * total + params + code
                         out.append(Variant(dict(var, RING=True), cyc + ring, flash, code=code))
+                    for seg in SEG_SIZES:  # row segments: KH short buffer rows (fuse_bands' sub-layers, tests)
+                        sv = dict(var, SEG=seg)
+                        if not seg_ok(geo, sv):
+                            continue
+                        width = sum((n - 1) * geo["SW"] + (geo["KW"] - 1) * geo["DW"] + 1
+                                    for _, n, *_ in segments(geo, seg))
+                        conv_seg = geo["B"] * geo["OH"] * geo["KH"] * (width * geo["IC"] * 1.25 + 30 * len(segments(geo, seg)))
+                        code = code_bytes(geo, var) + 60 * len(segments(geo, seg))
+                        out.append(Variant(sv, cyc + conv_seg, 4 * geo["OC"] * total + params + code, code=code))
                     cyc += conv_rows
                 code = code_bytes(geo, var)
                 flash = 4 * geo["OC"] * total + params + code
                 out.append(Variant(dict(var), cyc, flash, code=code))
     return out
+
+
+SEG_SIZES = (2, 8)
 
 
 def inplace(g, op) -> tuple:
@@ -394,6 +432,12 @@ def overlap(g, op) -> tuple:
                 first = [f for f in first if f is not None]
                 steps.append(((b * a["NPIX"] + u[-1] + 1) * oc,
                               b * ih * iw * ic + min(first) if first else big))
+        elif a.get("SEG"):  # segment by segment: a segment's outputs are written before the next one reads
+            for oy in range(a["OH"]):
+                iy = first_tap(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
+                for ox0, n, _, x0, nreal, _ in a["SEGLIST"]:
+                    read = b * ih * iw * ic + (iy * iw + x0) * ic if iy is not None and nreal else big
+                    steps.append(((b * a["NPIX"] + oy * a["OW"] + ox0 + n) * oc, read))
         else:
             for oy in range(a["OH"]):
                 iy = first_tap(oy, a["SH"], a["PT"], a["KH"], a["DH"], ih)
