@@ -5,6 +5,7 @@ on the simulated Cortex-M4 and Cortex-M7: specialized and generic libraries side
     python benchmarks/run_models.py --models mlperf_kws_dscnn --cores cortex-m4
     python benchmarks/run_models.py --no-generic --opt -O2 # only the specialized library, at -O2
     python benchmarks/run_models.py --elf tflm_kws=app.elf # also measure an outside contract ELF (label=path)
+    python benchmarks/run_models.py --optimize ram --out benchmarks/results/ram   # the compiler's RAM-first build
 
 Writes benchmarks/results/models.md (the model table, then one per-layer table per model and core: variant,
 MACs, cycles, MAC/cycle, the practical ceiling of the layer type, code bytes), models.json and one PNG per model
@@ -36,7 +37,8 @@ GOALS = {"mlperf_kws_dscnn": 3_760_000, "mlperf_vww_mobilenetv1_025": 9_960_000,
 WRITER_MODELS = {"seed_cifar10_writer": lambda zoo: zoo.cifar10_seed(), "gru_kws_writer": lambda zoo: zoo.gru_kws()}
 
 
-def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str):
+def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str, optimize: str = "balanced",
+         prune: bool = True):
     from specializer.bench import bench_model, plot_layers
 
     inputs = None
@@ -50,7 +52,8 @@ def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str):
 
         model = WRITER_MODELS[name](zoo)
     t = time.time()
-    rep = bench_model(model, core, opt=opt, generic_only=generic, inputs=inputs, label=name)
+    rep = bench_model(model, core, opt=opt, generic_only=generic, inputs=inputs, label=name, optimize=optimize,
+                      prune=prune)
     plot_layers([rep], Path(outdir) / f"{name}.{core}{'.generic' if generic else ''}.png")
     return name, core, rep.to_dict(), time.time() - t
 
@@ -64,6 +67,9 @@ def main(argv=None) -> int:
     ap.add_argument("--elf", action="append", default=[], metavar="LABEL=PATH",
                     help="also measure an ELF that follows the bench contract (e.g. a TFLM application)")
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--optimize", default="balanced", choices=("balanced", "time", "ram"),
+                    help="the compiler's --optimize (row bands: none, layer pairs, also residual blocks)")
+    ap.add_argument("--no-prune", dest="prune", action="store_false", help="keep channels proven constant")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
@@ -84,7 +90,8 @@ def main(argv=None) -> int:
     jobs = [(n, names[n], c, gen) for n in todo for c in args.cores for gen in kinds]
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        futs = {ex.submit(_job, n, p, c, args.opt, gen, str(out)): (n, c + (":generic" if gen else ""))
+        futs = {ex.submit(_job, n, p, c, args.opt, gen, str(out), args.optimize, args.prune):
+                (n, c + (":generic" if gen else ""))
                 for n, p, c, gen in jobs}
         done = 0
         for fut in as_completed(futs):

@@ -204,10 +204,12 @@ def residual_candidates(g: Graph) -> list:
 
 
 def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1, a: Optional[Op] = None,
-          s: Optional[Op] = None, res_pos: int = 0) -> Optional[Op]:
+          s: Optional[Op] = None, res_pos: int = 0, chase: bool = True) -> Optional[Op]:
     """The BANDED_PAIR op replacing p and c (and, for a residual block, the ADD a and the shortcut s), or None
     when a sub-layer has no kernel. `inherit`: the sub-layers keep the variant choose_variants picked for their
-    layer; else their kernels' defaults (less scratch, often). `rows`: output rows per step."""
+    layer; else their kernels' defaults (less scratch, often). `rows`: output rows per step. `chase`: the output
+    may overlap the input (kernels/band.py overlap; always for residual blocks, whose output takes the input's
+    place)."""
     x, m, y = g.t(p.inputs[0]), g.t(p.outputs[0]), g.t(c.outputs[0])
     yy = g.t(a.outputs[0]) if a is not None else y
     kh, _ = _kernel_hw(g, c)
@@ -283,7 +285,10 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1
             e = registry.select(sub, op, core)
         except Exception:  # a sub-shape no kernel takes: leave the layers alone
             return None
-        variant = par.kernel.variant if (inherit and par.kernel is not None and e.name == par.kernel.entry) else ()
+        same = par.kernel is not None and e.name == par.kernel.entry
+        variant = par.kernel.variant if (inherit and same) else ()
+        if not inherit and same and "WFMT" in dict(par.kernel.variant):  # defaults, in the weight format (flash)
+            variant = (("WFMT", dict(par.kernel.variant)["WFMT"]),)
         if inherit == "seg" and e.name == "conv2d_s8_dsp":  # row segments: the rows kernel's speed, little scratch
             variant = tuple(sorted({**dict(variant), "IM": "rows", "RING": False, "SEG": SEG}.items()))
         k = KernelChoice(e.name, 0, variant=variant)
@@ -309,7 +314,8 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1
 
     fused = Op(kind="BANDED_PAIR", inputs=(x.id,), outputs=(yy.id,), attrs=attrs, index=(a or c).index,
                kernel=KernelChoice("band_pair", scratch))
-    return dataclasses.replace(fused, kernel=dataclasses.replace(fused.kernel, overlap=overlap(g, fused)))
+    return dataclasses.replace(fused, kernel=dataclasses.replace(
+        fused.kernel, overlap=overlap(g, fused) if (chase or a is not None) else ()))
 
 
 ROWS = (1, 2, 4)  # output rows per step tried for residual blocks: more rows, fewer calls, a larger band
@@ -339,13 +345,17 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
                                 if op.index not in gone or op.index == fused.index]).prune()
             if force:
                 return 0, trial, key
-            # the smallest arena; on a tie the smaller scratch (the peak may move here once other layers fuse)
-            a = (plan_memory(trial).memory_plan.arena_size, fused.kernel.scratch_bytes)
+            # the smallest arena; in ram mode on a tie the smaller scratch (the peak may move here once other
+            # layers fuse; _relax then takes the fastest form the final arena allows), else the first (faster)
+            a = (plan_memory(trial).memory_plan.arena_size, fused.kernel.scratch_bytes if optimize == "ram" else 0)
             if a[0] < MIN_GAIN * arena and (best is None or a < best[0]):
                 best = (a, trial, key)
+                if optimize != "ram":  # balanced: the first (fastest) form that cuts the arena enough
+                    break
         return (best[0][0], best[1], best[2]) if best is not None else None
 
     blocks = residual_candidates(g) if (force or optimize == "ram") else []
+    chase = force or optimize == "ram"  # balanced: a pair's output does not chase its input (fewer, cheaper bands)
     for p, c, a, s, pos in blocks:  # residual blocks first: their input can take their output
         if any(op not in g.ops for op in (p, c, a) + ((s,) if s is not None else ())):
             continue
@@ -358,7 +368,8 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
         if p not in g.ops or c not in g.ops:
             continue
         # the layers' own variants first (faster); defaults where they need less
-        best = best_of([((inh, 1), lambda inh=inh: build(g, p, c, core, inh)) for inh in (True, False)])
+        best = best_of([((inh, 1), lambda inh=inh: build(g, p, c, core, inh, chase=chase))
+                        for inh in (True, False)])
         if best is not None:
             arena, g, key = best
             chosen[c.index] = ((p, c, None, None, 0), key)
@@ -383,7 +394,7 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
             if key == taken:
                 break
             inh, rows = key
-            fused = build(orig, p, c, core, inh, rows, a, s, pos)
+            fused = build(orig, p, c, core, inh, rows, a, s, pos, chase=True)
             if fused is None:
                 continue
             trial = g.with_ops([fused if op.index == idx else op for op in g.ops])
