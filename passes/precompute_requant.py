@@ -103,7 +103,7 @@ def precompute_requant(g: Graph) -> Graph:
     return g.with_ops(ops)
 
 
-# ---- SOFTMAX, LOGISTIC, TANH, HARD_SWISH (int8): exact tables from specializer/fixedpoint.py ----------------
+# ---- SOFTMAX, LOG_SOFTMAX, LOGISTIC, TANH, HARD_SWISH (int8): exact tables from specializer/fixedpoint.py ------
 @dataclass(frozen=True)
 class SoftmaxRequant(Requant):
     """TFLM's int8 SOFTMAX constants and the int32[256] exp table they imply (entry d: exp of difference -d)."""
@@ -201,6 +201,34 @@ def _prelu_requant(g: Graph, op: Op) -> Optional[Requant]:
     return TableRequant(tab)
 
 
+@dataclass(frozen=True)
+class LogSoftmaxRequant(Requant):
+    """TFLM's int8 LOG_SOFTMAX constants and the two int32[256] tables they imply (entry d: input difference -d):
+    the Q12.19 exp summed per row, and the Q5.26 rescaled difference."""
+
+    reverse_multiplier: int
+    reverse_shift: int
+    diff_min: int
+    exp_q12: tuple[int, ...]
+    diff_q5: tuple[int, ...]
+
+
+@register("LOG_SOFTMAX")
+def _log_softmax_requant(g: Graph, op: Op) -> Optional[Requant]:
+    from specializer import fixedpoint
+
+    x = g.t(op.inputs[0])
+    if x.dtype != "int8" or x.quant is None or x.quant.per_channel:
+        return None
+    try:
+        p = fixedpoint.log_softmax_params(x.quant.scale[0])
+    except ValueError:
+        return None
+    exp_q12, diff_q5 = fixedpoint.log_softmax_tables(p)
+    return LogSoftmaxRequant(p.reverse_multiplier, p.reverse_shift, p.diff_min,
+                             tuple(int(v) for v in exp_q12), tuple(int(v) for v in diff_q5))
+
+
 REQUANT["PRELU"] = _prelu_requant
 REQUANT["SOFTMAX"] = _softmax_requant
 for _kind in ("LOGISTIC", "TANH", "HARD_SWISH"):
@@ -290,6 +318,70 @@ for _kind in ("MUL", "RELU", "QUANTIZE"):
     REQUANT[_kind] = _scale_ratio_requant
 REQUANT["MEAN"] = _mean_requant
 REQUANT["SUM"] = _scale_ratio_requant  # QuantizedMeanOrSum without the 1/n
+
+
+# ---- ADD_N, SQUARED_DIFFERENCE (kernels/elementwise.py) ------------------------------------------------------
+@dataclass(frozen=True)
+class AddNRequant(Requant):
+    """ADD_N int8 (every input shares one quantization): each input scaled to 2^left_shift * s / 2s, the sum
+    back to the output with 2s / (2^left_shift s_out)."""
+
+    left_shift: int
+    in_multiplier: int
+    in_shift: int
+    out_multiplier: int
+    out_shift: int
+
+
+def add_n_same_quant(g: Graph, op: Op) -> bool:
+    """TFLM's ADD_N prepare: every input has the first one's scale and zero point (float32 compare)."""
+    ts = [g.t(i) for i in op.inputs if i is not None]
+    q0 = ts[0].quant
+    return all(t.quant is not None and q0 is not None and not t.quant.per_channel and t.quant.zp == q0.zp
+               and float(t.quant.s) == float(q0.s) for t in ts)
+
+
+@register("ADD_N")
+def _add_n_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """TFLM add_n.cc CalculateOpData: double ratios of the float32 scales, left shift 20."""
+    ins = [i for i in op.inputs if i is not None]
+    if len(ins) < 2 or not add_n_same_quant(g, op):
+        return None
+    y = g.t(op.outputs[0])
+    if y.quant is None or y.quant.per_channel:
+        return None
+    left = 20
+    s, so = float(g.t(ins[0]).quant.s), float(y.quant.s)
+    twice = 2 * s
+    ri, ro = s / twice, twice / ((1 << left) * so)
+    if not (0.0 < ri < 1.0 and 0.0 < ro < 1.0):
+        return None  # QuantizeMultiplierSmallerThanOneExp's domain
+    (mi, ei), (mo, eo) = quantize_multiplier(ri), quantize_multiplier(ro)
+    if max(ei, eo) > 0:
+        return None
+    return AddNRequant(left, mi, ei, mo, eo)
+
+
+@register("SQUARED_DIFFERENCE")
+def _squared_difference_requant(g: Graph, op: Op) -> Optional[Requant]:
+    """TFLM squared_difference.cc PrepareQuantized (int8: left shift 7): the input ratios in double from the
+    float32 scales, the output's (2 max(s1, s2))^2 / float32(2^14 s_out) in double, any size (QuantizeMultiplier)."""
+    import numpy as np
+
+    ts = _per_tensor(g, op, 2)
+    if ts is None:
+        return None
+    s1, s2, so = (float(t.quant.s) for t in ts)
+    left = 7
+    twice = 2.0 * max(s1, s2)
+    r1, r2 = s1 / twice, s2 / twice
+    ro = (twice * twice) / float(np.float32(1 << (2 * left)) * np.float32(so))
+    if not (0.0 < r1 < 1.0 and 0.0 < r2 < 1.0) or not 0.0 < ro < float("inf"):
+        return None
+    (m1, e1), (m2, e2), (mo, eo) = (quantize_multiplier(r) for r in (r1, r2, ro))
+    if max(e1, e2) > 0 or eo > 30:
+        return None
+    return AddSubRequant(left, m1, e1, m2, e2, mo, eo)
 
 
 # ---- UNIDIRECTIONAL_SEQUENCE_LSTM (int8 activations, int16 cell state) ------------------------------------------

@@ -1,5 +1,5 @@
-/* spz_fixedpoint.h: gemmlowp-style Q-format helpers for generated kernels (SOFTMAX's reciprocal, the integer
- * LSTM's sigmoid and tanh).
+/* spz_fixedpoint.h: gemmlowp-style Q-format helpers for generated kernels (SOFTMAX's reciprocal, LOG_SOFTMAX's
+ * log, the integer LSTM's sigmoid and tanh).
  *
  * How it works
  * 1. Values are int32 fixed point: Qm.(31-m) stores x * 2^(31-m). A product of Qa and Qb values through
@@ -26,7 +26,7 @@ SPZ_INLINE int32_t spz_fp_sub(int32_t a, int32_t b) {
     return (int32_t)((uint32_t)a - (uint32_t)b);
 }
 
-/* x * 2^exponent, saturating to the int32 range, exponent in [1, 30]. */
+/* x * 2^exponent, saturating to the int32 range, exponent in [0, 31]. */
 SPZ_INLINE int32_t spz_fp_sat_shl(int32_t x, int exponent) {
     const int32_t threshold = (int32_t)(((uint32_t)1 << (31 - exponent)) - 1u);
     if (x > threshold) {
@@ -75,6 +75,47 @@ SPZ_INLINE int32_t spz_fp_one_over_one_plus_x(int32_t a) {
         x = spz_fp_add(x, spz_fp_sat_shl(spz_srdhm(x, one_minus), 2));
     }
     return spz_fp_sat_shl(x, 1);
+}
+
+/* a + b saturated to the int32 range. */
+SPZ_INLINE int32_t spz_fp_sat_add(int32_t a, int32_t b) {
+    const int64_t s = (int64_t)a + (int64_t)b;
+    return (int32_t)(s > INT32_MAX ? INT32_MAX : (s < INT32_MIN ? INT32_MIN : s));
+}
+
+/* log(x) for x >= 1 (TFLite's log_x_for_x_greater_than_or_equal_to_1): x in Q(in_bits), result in Q(out_bits).
+ * x is split as 2^k * r with r near 2^-1/4 (whichever of the two normalisations, plain or premultiplied by 2^-1/2,
+ * is closer), log r comes from a rational approximation in q = 2 (r - 2^-1/4), and k log 2 is added in
+ * Q(out_bits + 1). Products are spz_srdhm (Q0.31 constants), sums wrap like gemmlowp's, and x must be positive
+ * with at least 2 bits of headroom (clz(x) >= 2). */
+SPZ_INLINE int32_t spz_fp_log_x_ge_1(int32_t x, int in_bits, int out_bits) {
+    const int32_t log_2 = 1488522236;          /* log 2 */
+    const int32_t sqrt_sqrt_half = 1805811301; /* 2^-1/4 */
+    const int32_t sqrt_half = 1518500250;      /* 2^-1/2 */
+    const int32_t alpha_n = 117049297;         /* the approximation's coefficients, Q0.31 */
+    const int32_t alpha_d = 127690142;
+    const int32_t alpha_i = 1057819769;
+    const int32_t alpha_f = 638450708;
+    const int acc_bits = out_bits + 1;
+    const int32_t quarter = spz_rdbpot((int32_t)1 << 29, acc_bits); /* 1/4 in Q(acc_bits) */
+    const int ha = spz_clz32((uint32_t)x);
+    const int hb = spz_clz32((uint32_t)spz_srdhm(x, sqrt_half)) - 1;
+    const int32_t r_a = spz_fp_sat_shl(spz_srdhm(spz_fp_sat_shl(x, ha - 1), sqrt_half), 1);
+    const int32_t r_b = spz_fp_sat_shl(x, hb);
+    const int32_t k_a = spz_fp_sat_add(spz_fp_sat_shl(in_bits - ha, 31 - acc_bits), quarter);
+    const int32_t k_b = spz_fp_sat_add(spz_fp_sat_shl(in_bits - hb, 31 - acc_bits), -quarter);
+    const int32_t r = r_a < r_b ? r_a : r_b;
+    const int32_t k = k_a > k_b ? k_a : k_b;
+    const int32_t p = spz_fp_rounding_half_sum(r, sqrt_sqrt_half);
+    const int32_t q0 = spz_fp_sub(r, sqrt_sqrt_half);
+    const int32_t q = spz_fp_add(q0, q0);
+    const int32_t sq = spz_srdhm(q, q);
+    const int32_t num = spz_fp_add(spz_srdhm(q, r), spz_srdhm(spz_srdhm(q, sq), alpha_n));
+    const int32_t den = spz_fp_add(spz_srdhm(p, spz_fp_add(spz_fp_add(alpha_i, q), spz_srdhm(alpha_d, sq))),
+                                   spz_srdhm(alpha_f, q));
+    const int32_t recip = spz_fp_one_over_one_plus_x(den);
+    const int32_t total = spz_fp_add(spz_srdhm(k, log_2), spz_srdhm(spz_rdbpot(num, acc_bits), recip));
+    return spz_fp_sat_shl(total, acc_bits - out_bits);
 }
 
 /* floor(x / 2^s) for any sign, without relying on implementation-defined right shifts of negative values. */

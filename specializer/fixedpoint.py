@@ -358,3 +358,100 @@ def unary_s8_table(kind: str, input_scale: float, input_zero_point: int, output_
         hp = hard_swish_params(input_scale, input_zero_point, output_scale, output_zero_point)
         return s8_table(lambda x: hard_swish_s8(x, hp))
     raise ValueError(f"no int8 table for {kind}")
+
+
+# ---- LOG_SOFTMAX (int8) ---------------------------------------------------------------------------------------
+LOG_SOFTMAX_INPUT_INTEGER_BITS = 5  # the rescaled differences are Q5.26
+LOG_SOFTMAX_ACCUM_INTEGER_BITS = 12  # the sum of exps is Q12.19
+LOG_SOFTMAX_OUTPUT_INTEGER_BITS = 4  # the output (scale 16/256, zero point 127) is Q4 before the 8-bit cut
+
+# gemmlowp's Q0.31 constants of log(x): log 2, 2^-1/4, 2^-1/2, 1/4, and the rational approximation's alpha_n,
+# alpha_d, alpha_i, alpha_f (values fixed by TFLite's log_x_for_x_greater_than_or_equal_to_1)
+_LOG_CONSTANTS = (1488522236, 1805811301, 1518500250, 536870912, 117049297, 127690142, 1057819769, 638450708)
+
+
+@dataclass(frozen=True)
+class LogSoftmaxParams:
+    input_multiplier: int
+    input_left_shift: int
+    reverse_multiplier: int
+    reverse_shift: int
+    diff_min: int
+
+
+def log_softmax_params(input_scale: float) -> LogSoftmaxParams:
+    """TFLM log_softmax.cc Prepare: PreprocessLogSoftmaxScalingExp (beta 1, double-rounding build) and
+    CalculateInputRadius."""
+    ib = LOG_SOFTMAX_INPUT_INTEGER_BITS
+    real = min(1.0 * float(np.float32(input_scale)) * float(1 << (31 - ib)), (1 << 31) - 1.0)
+    if not real > 1.0:
+        raise ValueError(f"input scale {input_scale:g} is below 2^-26 (TFLM's QuantizeMultiplierGreaterThanOne "
+                         "check fails)")
+    mult, shift = quantize_multiplier(real)
+    rmult, rshift = quantize_multiplier(float(1 << (31 - shift)) / float(mult))
+    return LogSoftmaxParams(mult, shift, rmult, rshift, -calculate_input_radius(ib, shift))
+
+
+def log_softmax_tables(p: LogSoftmaxParams) -> tuple[np.ndarray, np.ndarray]:
+    """(exp_q12, diff_q5), int32[256] each, indexed by d = max(row) - x: TFLM's Rescale<12>(exp) of the Q5.26
+    difference (0 where the difference -d is below diff_min: TFLM leaves it out of the sum), and that Q5.26
+    difference itself (0 where unused)."""
+    exp_q12 = np.zeros(256, dtype=np.int32)
+    diff_q5 = np.zeros(256, dtype=np.int32)
+    for d in range(256):
+        if -d >= p.diff_min:
+            q5 = mbqm(-d, p.input_multiplier, p.input_left_shift)
+            diff_q5[d] = q5
+            exp_q12[d] = rdbpot(exp_on_negative_values(q5, LOG_SOFTMAX_INPUT_INTEGER_BITS),
+                                LOG_SOFTMAX_ACCUM_INTEGER_BITS)
+    return exp_q12, diff_q5
+
+
+def _sat_add(a: int, b: int) -> int:
+    return min(max(a + b, INT32_MIN), INT32_MAX)
+
+
+def log_x_ge_1(x: int, input_bits: int, output_bits: int) -> int:
+    """TFLite's log_x_for_x_greater_than_or_equal_to_1<output_bits>(Q(input_bits) x): Q(output_bits) log(x),
+    accumulated with one more integer bit. Every gemmlowp product is srdhm, sums wrap, Rescale saturates."""
+    log_2, sqrt_sqrt_half, sqrt_half, quarter, a_n, a_d, a_i, a_f = _LOG_CONSTANTS
+    acc_bits = output_bits + 1
+    shifted_quarter = sat_mul_pot(quarter, -acc_bits)
+    ha = _clz32(x)
+    r_a = sat_mul_pot(srdhm(sat_mul_pot(x, ha - 1), sqrt_half), 1)
+    z_a_adj = _sat_add(sat_mul_pot(input_bits - ha, 31 - acc_bits), shifted_quarter)
+    hb = _clz32(srdhm(x, sqrt_half)) - 1
+    r_b = sat_mul_pot(x, hb)
+    z_b_adj = _sat_add(sat_mul_pot(input_bits - hb, 31 - acc_bits), -shifted_quarter)
+    r = min(r_a, r_b)
+    z_adj = max(z_a_adj, z_b_adj)
+    p = rounding_half_sum(r, sqrt_sqrt_half)
+    q = _i32(r - sqrt_sqrt_half)
+    q = _i32(q + q)
+    sq = srdhm(q, q)
+    num = _i32(srdhm(q, r) + srdhm(srdhm(q, sq), a_n))
+    denom_minus_one = _i32(srdhm(p, _i32(_i32(a_i + q) + srdhm(a_d, sq))) + srdhm(a_f, q))
+    recip = one_over_one_plus_x_for_x_in_0_1(denom_minus_one)
+    total = _i32(srdhm(z_adj, log_2) + srdhm(sat_mul_pot(num, -acc_bits), recip))
+    return sat_mul_pot(total, acc_bits - output_bits)
+
+
+def log_softmax_row(row, p: LogSoftmaxParams) -> np.ndarray:
+    """TFLM's int8 LOG_SOFTMAX of one row (Python twin of the generated C, for tests)."""
+    row = [int(v) for v in row]
+    exp_q12, diff_q5 = log_softmax_tables(p)
+    m = max(row)
+    total = 0
+    for v in row:
+        total = _i32(total + int(exp_q12[m - v]))
+    log_sum = log_x_ge_1(total, LOG_SOFTMAX_ACCUM_INTEGER_BITS, LOG_SOFTMAX_INPUT_INTEGER_BITS)
+    adjusted = max(p.diff_min - 1, mbqm(_i32(log_sum + INT32_MIN), p.reverse_multiplier, p.reverse_shift))
+    shift = 31 - LOG_SOFTMAX_INPUT_INTEGER_BITS - LOG_SOFTMAX_OUTPUT_INTEGER_BITS
+    out = []
+    for v in row:
+        if v - m > adjusted:
+            o = rdbpot(_i32(int(diff_q5[m - v]) - log_sum), shift) + 127
+            out.append(min(max(o, -128), 127))
+        else:
+            out.append(-128)
+    return np.array(out, dtype=np.int8)

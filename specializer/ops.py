@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 PADDINGS = ("SAME", "VALID")
+# TFLite TensorType codes of the types an op option may name (ARG_MAX/ARG_MIN output_type)
+TENSOR_TYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 6: "bool", 7: "int16", 9: "int8"}
 ACTIVATIONS = ("NONE", "RELU", "RELU_N1_TO_1", "RELU6", "TANH", "SIGN_BIT")
 
 
@@ -141,6 +143,19 @@ class ResizeNearestNeighbor:
 
 
 @dataclass(frozen=True)
+class ResizeBilinear:
+    align_corners: bool = False
+    half_pixel_centers: bool = False
+
+
+@dataclass(frozen=True)
+class ArgMinMax:
+    """ARG_MAX / ARG_MIN (the axis comes from the constant second input)."""
+
+    output_type: str = "int32"  # the index tensor's type (TFLite TensorType, decoded)
+
+
+@dataclass(frozen=True)
 class Reducer:
     """MEAN (axes come from the constant second input)."""
 
@@ -176,7 +191,8 @@ class UnidirectionalSequenceLSTM:
 class OpSpec:
     attrs: type
     options: Optional[str] = None  # name of the tflite options table (module and class in the `tflite` package)
-    fields: tuple[tuple[str, str, str], ...] = ()  # (attr name, flatbuffer field, kind: int|bool|float|padding|act|ivec)
+    # (attr name, flatbuffer field, kind: int|bool|float|padding|act|ivec|dtype)
+    fields: tuple[tuple[str, str, str], ...] = ()
 
 
 def _spec(attrs, options=None, **fields):
@@ -257,6 +273,13 @@ OP_SPECS: dict[str, OpSpec] = {
     "SPACE_TO_DEPTH": _spec(BlockSize, "SpaceToDepthOptions", block_size=("BlockSize", "int")),
     "DEPTH_TO_SPACE": _spec(BlockSize, "DepthToSpaceOptions", block_size=("BlockSize", "int")),
     "MINIMUM": _spec(NoAttrs, "MaximumMinimumOptions"),
+    "ADD_N": _spec(NoAttrs, "AddNOptions"),
+    "SQUARED_DIFFERENCE": _spec(NoAttrs, "SquaredDifferenceOptions"),
+    "RESIZE_BILINEAR": _spec(ResizeBilinear, "ResizeBilinearOptions", align_corners=("AlignCorners", "bool"),
+                             half_pixel_centers=("HalfPixelCenters", "bool")),
+    "ARG_MAX": _spec(ArgMinMax, "ArgMaxOptions", output_type=("OutputType", "dtype")),
+    "ARG_MIN": _spec(ArgMinMax, "ArgMinOptions", output_type=("OutputType", "dtype")),
+    "LOG_SOFTMAX": _spec(NoAttrs, "LogSoftmaxOptions"),
 }
 
 SUPPORTED_OPS = tuple(sorted(OP_SPECS))

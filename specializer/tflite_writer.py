@@ -266,6 +266,8 @@ def _write_options(b, spec: opdefs.OpSpec, attrs, BuiltinOptions):
             v = bool(v)
         elif kind == "float":
             v = float(v)
+        elif kind == "dtype":
+            v = {name: code for code, name in opdefs.TENSOR_TYPES.items()}[v]
         else:
             v = int(v)
         getattr(mod, f"{spec.options}Add{fb_field}")(b, v)

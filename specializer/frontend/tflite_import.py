@@ -8,7 +8,8 @@ How it works
    `specializer.ops` through the `OP_SPECS` table (the writer uses the same table).
 3. Tensors become `ir.Tensor`s: constants carry read-only numpy data (little-endian), quantization becomes `Quant`.
 4. `check_types(graph)` enforces the int8 contract: int8 activations; float32 only at QUANTIZE inputs /
-   DEQUANTIZE outputs; int16 only on LSTM state; int32 biases; anything else is an `UnsupportedTypeError`.
+   DEQUANTIZE outputs; int16 only on LSTM state; int32 biases and ARG_MAX/ARG_MIN indices (int64 indices or
+   axes are refused as TFLM refuses them); anything else is an `UnsupportedTypeError`.
 """
 from __future__ import annotations
 
@@ -61,6 +62,8 @@ def _decode_options(kind: str, op_fb) -> object:
             v = bool(v)
         elif kind_ == "float":
             v = float(v)
+        elif kind_ == "dtype":
+            v = opdefs.TENSOR_TYPES.get(int(v), f"type{int(v)}")
         else:
             v = int(v)
         values[attr] = v
@@ -110,7 +113,8 @@ _REQUIRED_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNE
                     "SPACE_TO_BATCH_ND": (0, 1, 2), "BATCH_TO_SPACE_ND": (0, 1, 2), "TRANSPOSE": (0, 1),
                     "STRIDED_SLICE": (0, 1, 2, 3), "SPLIT": (0, 1), "SPLIT_V": (0, 1, 2), "MAXIMUM": (0, 1),
                     "MINIMUM": (0, 1), "SLICE": (0, 1, 2),
-                    "TRANSPOSE_CONV": (0, 1, 2), "BATCH_MATMUL": (0, 1),
+                    "TRANSPOSE_CONV": (0, 1, 2), "BATCH_MATMUL": (0, 1), "SQUARED_DIFFERENCE": (0, 1),
+                    "RESIZE_BILINEAR": (0, 1), "ARG_MAX": (0, 1), "ARG_MIN": (0, 1),
                     "UNIDIRECTIONAL_SEQUENCE_LSTM": (0, 2, 3, 4, 6, 7, 8, 13, 14, 15, 18, 19)}
 
 
@@ -296,6 +300,10 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
     if t.is_const:
         if t.dtype not in ("int8", "int16", "int32", "int64", "float32"):
             raise UnsupportedTypeError(f"{where}: constant {desc} has type {t.dtype}")
+        if op.kind in ("ARG_MAX", "ARG_MIN") and pos == 1 and t.dtype != "int32":  # TFLM's arg_min_max.cc Eval
+            raise UnsupportedTypeError(f"{where}: {desc} (the axis) is {t.dtype}; TFLite Micro's {op.kind} takes an "
+                                       f"int32 axis only (\"Only int32_t are supported currently, got "
+                                       f"{t.dtype.upper()}\")")
         if t.dtype == "float32" and op.kind not in ("QUANTIZE", "DEQUANTIZE"):
             raise UnsupportedTypeError(f"{where}: constant {desc} is float32; only int8 models are supported "
                                        "(float32 only at QUANTIZE/DEQUANTIZE edges)")
@@ -311,6 +319,13 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
         return
     if t.dtype == "int32" and op.kind in ("RESHAPE",) and role == "input" and pos == 1:
         return
+    if op.kind in ("ARG_MAX", "ARG_MIN") and role == "output":
+        if t.dtype == "int32":
+            return
+        if t.dtype == "int64":  # TFLM's arg_min_max.cc Eval
+            raise UnsupportedTypeError(f"{where}: {desc} is int64; TFLite Micro's {op.kind} writes int32 indices "
+                                       "only (it fails with \"Only int32_t are supported currently, got INT64\")")
     raise UnsupportedTypeError(
         f"{where}: {desc} is {t.dtype}; only int8 activations are supported "
-        "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM state)")
+        "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM state, int32 only as "
+        "ARG_MAX/ARG_MIN indices)")

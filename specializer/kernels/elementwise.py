@@ -1,20 +1,30 @@
-"""Element-wise int8 kernels: ADD, SUB, MUL, MAXIMUM, MINIMUM (broadcasting) and standalone RELU / RELU6.
+"""Element-wise int8 kernels: ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE (broadcasting), ADD_N and
+standalone RELU / RELU6.
 
 How it works
-1. The five binary ops share one template (`binary_s8.c.in`, template argument OP): the broadcast of the two
+1. The six binary ops share one template (`binary_s8.c.in`, template argument OP): the broadcast of the two
    input shapes is collapsed in Python (`collapse_broadcast`: numpy rules, size-1 output dimensions dropped,
    neighbours with the same broadcast pattern merged) into at most 6 dimensions with per-input element strides
    (0 = broadcast), so the same-shape case is one flat loop and any broadcast TFLM accepts runs too.
 2. ADD/SUB follow TFLM's quantized path (inputs shifted left by 20, scaled by s_i / 2 max(s1, s2), summed or
    subtracted, scaled to the output; `passes.precompute_requant.AddSubRequant`), MUL multiplies the offset
    inputs and applies s1 s2 / s_out; their fused activation is `op.clamp` (CLAMPING_OPS). MAXIMUM/MINIMUM
-   compare raw int8 values and ignore quantization, exactly as TFLM's reference kernel.
-3. Standalone RELU requantizes (s_in / s_out, then clamps to [zp_out, 127]); RELU6 clamps raw input values to
+   compare raw int8 values and ignore quantization, exactly as TFLM's reference kernel. SQUARED_DIFFERENCE
+   follows TFLM's int8 path: inputs shifted left by 7 and scaled by s_i / 2 max(s1, s2), the difference squared
+   in int32 and scaled by (2 max(s1, s2))^2 / (2^14 s_out) (a multiplier that may exceed 1), no activation.
+   TFLM's broadcast misreads rank-8 outputs (checked against the oracle), so those layers are refused.
+3. ADD_N (`add_n_s8.c.in`) sums any number of same-shape inputs that share one quantization (TFLM requires
+   it) as TFLM does: each input offset, shifted left by 20 and halved (s / 2s), the scaled sum starting from the
+   scaled input offset itself (TFLM's accumulator starts at -zp_in, not 0: one extra offset term, reproduced),
+   then 2s / (2^20 s_out). Layers whose int32 sum could overflow (more than 15 inputs at the worst zero point)
+   are refused.
+4. Standalone RELU requantizes (s_in / s_out, then clamps to [zp_out, 127]); RELU6 clamps raw input values to
    [zp_in, quantized 6.0 in the input scale], as TFLM does (it ignores the output quantization). RELUs with
    identical quantization usually disappear in `passes.fuse_activations`. RELU_N1_TO_1 is rejected: TFLM has
    no kernel for it (the interpreter refuses such a model), so there is no reference to be exact with.
-4. Every output element is computed after its inputs are read and an input of the output's size is read at
-   the output's index, so the output may overwrite either input buffer (`inplace=(0, 1)`, `inplace=(0,)`).
+5. Every output element is computed after its inputs are read and an input of the output's size is read at
+   the output's index, so the output may overwrite either input buffer (`inplace=(0, 1)`, `inplace=(0,)`; ADD_N:
+   any of its inputs).
 """
 from __future__ import annotations
 
@@ -26,7 +36,8 @@ from ..quant import tflite_round
 from ..registry import KernelEntry
 
 MAX_RANK = 6
-_BINARY = {"ADD": "ADD", "SUB": "SUB", "MUL": "MUL", "MAXIMUM": "MAX", "MINIMUM": "MIN"}
+_BINARY = {"ADD": "ADD", "SUB": "SUB", "MUL": "MUL", "MAXIMUM": "MAX", "MINIMUM": "MIN",
+           "SQUARED_DIFFERENCE": "SQDIFF"}
 
 
 def broadcast_shape(a: tuple[int, ...], b: tuple[int, ...]) -> Optional[tuple[int, ...]]:
@@ -103,6 +114,13 @@ def _binary_reject(g, op, core) -> Optional[str]:
         return f"broadcast needs more than {MAX_RANK} collapsed dimensions"
     if y.size == 0:
         return "empty output"
+    if op.kind == "SQUARED_DIFFERENCE":
+        if tuple(a.shape) != tuple(b.shape) and len(y.shape) > 7:
+            return ("TFLite Micro's broadcast reads the wrong elements for rank-8 outputs (checked against the "
+                    "oracle); broadcasts up to rank 7 and same-shape layers run")
+        if op.requant is None:
+            return "output scale out of TFLM's range ((2 max(s1, s2))^2 / (2^14 s_out) needs a shift above 30)"
+        return None
     if op.kind in ("ADD", "SUB", "MUL"):
         if op.requant is None:
             return ("output scale too small for TFLM's ADD/SUB rescaling (multiplier >= 1)"
@@ -120,7 +138,13 @@ def _emit_binary(ctx):
     pad = MAX_RANK - len(dims)
     dims, s1, s2 = dims + [1] * pad, s1 + [0] * pad, s2 + [0] * pad
     q = [0] * 12
-    if op.kind in ("ADD", "SUB", "MUL"):
+    if op.kind == "SQUARED_DIFFERENCE":
+        rq = op.requant
+        q[0:3] = [-a.quant.zp, -b.quant.zp, y.quant.zp]
+        q[3:10] = [rq.left_shift, rq.in1_multiplier, rq.in1_shift, rq.in2_multiplier, rq.in2_shift,
+                   rq.out_multiplier, rq.out_shift]
+        q[10:12] = [-128, 127]
+    elif op.kind in ("ADD", "SUB", "MUL"):
         rq = op.requant
         q[0:3] = [-a.quant.zp, -b.quant.zp, y.quant.zp]
         if op.kind == "MUL":
@@ -148,6 +172,58 @@ SUB = _entry("sub_s8", "SUB")
 MUL = _entry("mul_s8", "MUL")
 MAXIMUM = _entry("maximum_s8", "MAXIMUM")
 MINIMUM = _entry("minimum_s8", "MINIMUM")
+SQUARED_DIFFERENCE = _entry("squared_difference_s8", "SQUARED_DIFFERENCE")
+
+
+# ---- ADD_N ------------------------------------------------------------------------------------------------------
+def _add_n_bound(zp: int, n: int) -> int:
+    """The largest |int32 sum| of TFLM's ADD_N: the start term (-zp) and n inputs, each offset scaled by 2^19
+    (the input multiplier is exactly 1/2 since every input shares one scale)."""
+    return (abs(zp) + n * max(127 - zp, zp + 128)) << 19
+
+
+def _add_n_reject(g, op, core) -> Optional[str]:
+    from ..passes.precompute_requant import add_n_same_quant
+
+    ins = [i for i in op.inputs if i is not None]
+    if len(ins) < 2 or len(ins) != len(op.inputs):
+        return "needs two or more inputs"
+    ts = [g.t(i) for i in ins]
+    y = g.t(op.outputs[0])
+    why = _int8_quant_reason(ts + [y])
+    if why:
+        return why
+    if any(tuple(t.shape) != tuple(y.shape) for t in ts):
+        return f"needs inputs of the output's shape {list(y.shape)} (ADD_N does not broadcast)"
+    if not add_n_same_quant(g, op):
+        return ("TFLite Micro's int8 ADD_N needs every input to share the first input's scale and zero point "
+                "(its prepare fails otherwise)")
+    if y.size == 0:
+        return "empty output"
+    if op.requant is None:
+        return "output scale too small for TFLM's ADD_N rescaling (multiplier >= 1)"
+    if _add_n_bound(ts[0].quant.zp, len(ts)) > (1 << 31) - 1:
+        return (f"{len(ts)} inputs with zero point {ts[0].quant.zp}: TFLM's int32 sum could overflow "
+                "(split the sum into several ADD_N)")
+    return None
+
+
+def _emit_add_n(ctx):
+    op = ctx.op
+    ins = [ctx.t(i) for i in op.inputs]
+    y = ctx.out()
+    rq = op.requant
+    fn = ctx.fn()
+    p = ctx.sym("p")
+    ctx.static(f"static const {fn}_params {p} = {{ {y.size}, {len(ins)}, {-ins[0].quant.zp}, {y.quant.zp}, "
+               f"{rq.left_shift}, {rq.in_multiplier}, {rq.in_shift}, {rq.out_multiplier}, {rq.out_shift} }};")
+    ptrs = ", ".join(ctx.ptr(t.id) for t in ins)
+    ctx.call(f"{{\n    const int8_t *const in_[{len(ins)}] = {{ {ptrs} }};\n"
+             f"    {fn}(&{p}, in_, {ctx.ptr(y.id)});\n}}")
+
+
+ADD_N = KernelEntry(name="add_n_s8", ops=("ADD_N",), template="add_n_s8.c.in", emit=_emit_add_n,
+                    reject=_add_n_reject, inplace=lambda g, op: tuple(range(len(op.inputs))))
 
 
 # ---- standalone RELU / RELU6 ---------------------------------------------------------------------------------
@@ -191,4 +267,4 @@ def _emit_relu(ctx):
 RELU = KernelEntry(name="relu_s8", ops=("RELU", "RELU6", "RELU_N1_TO_1"), template="relu_s8.c.in",
                    emit=_emit_relu, reject=_relu_reject, inplace=(0,))
 
-ENTRIES = (ADD, SUB, MUL, MAXIMUM, MINIMUM, RELU)
+ENTRIES = (ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, ADD_N, RELU)

@@ -1,4 +1,5 @@
-"""MEAN, SUM and REDUCE_MAX kernel (int8, TensorFlow Lite Micro reference semantics), any set of axes.
+"""MEAN, SUM and REDUCE_MAX kernel (int8, TensorFlow Lite Micro reference semantics), any set of axes; ARG_MAX and
+ARG_MIN (int8 input, int32 indices) along one axis.
 
 How it works
 1. TFLM runs every int8 MEAN through QuantizedMeanOrSum (checked against the installed interpreter: also when
@@ -11,6 +12,11 @@ How it works
    order and sums the reduced ones (`mean_s8.c.in`). keep_dims only changes the output shape, not the order.
 3. Rejected with a reason: non-int8, per-channel, non-constant or out-of-range axes, output size mismatch,
    more than 4 alternating groups, reductions whose sum could leave int32.
+4. ARG_MAX / ARG_MIN (`arg_min_max_s8.c.in`) view the input as (outer, axis, inner) around the constant axis
+   (its first value, negative wraps, as TFLM reads it) and write, for every (outer, inner), the int32 index of
+   the largest / smallest raw int8 value; a strict comparison keeps the first index on ties, as TFLM's
+   std::greater / std::less do (checked against the oracle). Quantization plays no part (scales are positive).
+   int64 indices or axes are refused by the importer: TFLM fails on them ("Only int32_t are supported").
 """
 from __future__ import annotations
 
@@ -114,4 +120,45 @@ def _emit(ctx):
 MEAN = KernelEntry(name="mean_s8", ops=("MEAN", "SUM", "REDUCE_MAX"), template="mean_s8.c.in", emit=_emit,
                    reject=_reject)
 
-ENTRIES = (MEAN,)
+# ---- ARG_MAX / ARG_MIN ---------------------------------------------------------------------------------------
+def arg_axis(g, op) -> Optional[int]:
+    """The reduced axis (TFLM reads the first value of the axis tensor), or None when it is not a constant
+    int32 inside the input's rank."""
+    x = g.t(op.inputs[0])
+    a = g.t(op.inputs[1]) if op.input(1) is not None else None
+    if a is None or not a.is_const or a.dtype != "int32" or a.size != 1 or not x.shape:
+        return None
+    v = int(a.data.reshape(-1)[0])
+    v = v + len(x.shape) if v < 0 else v
+    return v if 0 <= v < len(x.shape) else None
+
+
+def _arg_reject(g, op, core) -> Optional[str]:
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if x.dtype != "int8" or y.dtype != "int32":
+        return f"needs an int8 input and int32 indices, got {x.dtype} -> {y.dtype}"
+    axis = arg_axis(g, op)
+    if axis is None:
+        return "needs a constant int32 axis (one value) inside the input rank"
+    if y.size * x.shape[axis] != x.size:
+        return f"output has {y.size} elements, reducing axis {axis} of {list(x.shape)} gives {x.size // x.shape[axis]}"
+    return None
+
+
+def _arg_emit(ctx):
+    x, y = ctx.inp(0), ctx.out()
+    axis = arg_axis(ctx.g, ctx.op)
+    outer = 1
+    for d in x.shape[:axis]:
+        outer *= d
+    inner = x.size // (outer * x.shape[axis])
+    fn = ctx.fn(MAX=ctx.op.kind == "ARG_MAX")
+    p = ctx.sym("p")
+    ctx.static(f"static const {fn}_params {p} = {{ {outer}, {x.shape[axis]}, {inner} }};")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
+
+
+ARG_MIN_MAX = KernelEntry(name="arg_min_max_s8", ops=("ARG_MAX", "ARG_MIN"), template="arg_min_max_s8.c.in",
+                          emit=_arg_emit, reject=_arg_reject)
+
+ENTRIES = (MEAN, ARG_MIN_MAX)
