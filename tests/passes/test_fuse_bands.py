@@ -14,36 +14,59 @@ from specializer.oracle import compare
 from spz_randlayers import band_pair_model, random_inputs, residual_block_model, sim_mismatches
 
 
-def _fused(model, target="cortex-m4", prefer=None) -> int:
-    g, _ = lower(model, target, prefer=prefer)
-    return sum(op.kind == "BANDED_PAIR" for op in g.ops)
+
+def _is_pair(op) -> bool:
+    return op.kind == "BANDED_PAIR"
 
 
-@pytest.mark.parametrize("target,seed", [("cortex-m4", 81), (None, 82)])
-def test_band_pairs_host_twins(tmp_path, target, seed, sweep):
+def _is_block(op) -> bool:
+    return op.kind == "BANDED_PAIR" and op.attrs.a_index >= 0
+
+
+def _host(tmp_path, seed: int, n: int, make, fused, target) -> None:
+    """n random fusion candidates, 12 to a model, forced into bands, compared with tflite-micro on the host."""
     rng = np.random.default_rng(seed)
-    n = sweep(24)
     for k in range((n + 11) // 12):
-        model, specs, descs = band_pair_model(rng, min(12, n - 12 * k))
-        assert _fused(model, target, {"BAND": True}) == min(12, n - 12 * k)
+        model, specs, descs = make(rng, min(12, n - 12 * k))
+        g, _ = lower(model, target, prefer={"BAND": True})
+        assert sum(map(fused, g.ops)) == min(12, n - 12 * k)
         bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{k}", target=target,
                       prefer={"BAND": True})
         assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
 
 
-def test_band_pairs_in_simulator(tmp_path, sweep):
-    rng = np.random.default_rng(83)
-    n = sweep(24)
+def _simulator(tmp_path, seed: int, n: int, make, fused) -> None:
+    """The same in the simulated Cortex-M4, -O2, -O3 and -Os in turn."""
+    rng = np.random.default_rng(seed)
     done = 0
     while done < n:
         k = min(12, n - done)
-        model, specs, descs = band_pair_model(rng, k)
+        model, specs, descs = make(rng, k)
         bad, res = sim_mismatches(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{done}",
                                   opt=("-O2", "-O3", "-Os")[done // 12 % 3], prefer={"BAND": True})
-        assert sum(op.kind == "BANDED_PAIR" for op in res.graph.ops) == k
+        assert sum(map(fused, res.graph.ops)) == k
         assert not bad, "not bit-exact in the simulator: " + "; ".join(
             f"input #{c} output {o} ({descs[o]}) first at {i}" for c, o, i in bad[:6])
         done += k
+
+
+@pytest.mark.parametrize("target,seed", [("cortex-m4", 81), (None, 82)])
+def test_band_pairs_host_twins(tmp_path, target, seed, sweep):
+    _host(tmp_path, seed, sweep(24), band_pair_model, _is_pair, target)
+
+
+def test_band_pairs_in_simulator(tmp_path, sweep):
+    _simulator(tmp_path, 83, sweep(24), band_pair_model, _is_pair)
+
+
+@pytest.mark.parametrize("target,seed", [("cortex-m4", 84), (None, 85)])
+def test_residual_blocks_host(tmp_path, target, seed, sweep):
+    """Residual blocks (identity or convolution shortcut) run row band by row band, the output over the input."""
+    _host(tmp_path, seed, sweep(24), residual_block_model, _is_block, target)
+
+
+def test_residual_blocks_in_simulator(tmp_path, sweep):
+    _simulator(tmp_path, 86, sweep(24), residual_block_model, _is_block)
 
 
 def test_fused_only_where_the_arena_shrinks():
@@ -72,36 +95,3 @@ def test_fused_only_where_the_arena_shrinks():
     assert wide.memory_plan.arena_size < plain.memory_plan.arena_size
     assert "BANDED_PAIR" not in [op.kind for op in lower(model(2), "cortex-m4")[0].ops]
 
-
-def _blocks(model, prefer) -> int:
-    g, _ = lower(model, "cortex-m4", prefer=prefer)
-    return sum(op.kind == "BANDED_PAIR" and op.attrs.a_index >= 0 for op in g.ops)
-
-
-@pytest.mark.parametrize("target,seed", [("cortex-m4", 84), (None, 85)])
-def test_residual_blocks_host(tmp_path, target, seed, sweep):
-    """Residual blocks (identity or convolution shortcut) run row band by row band, the output over the input."""
-    rng = np.random.default_rng(seed)
-    n = sweep(24)
-    for k in range((n + 11) // 12):
-        model, specs, descs = residual_block_model(rng, min(12, n - 12 * k))
-        if target is not None:
-            assert _blocks(model, {"BAND": True}) == min(12, n - 12 * k)
-        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{k}", target=target,
-                      prefer={"BAND": True})
-        assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
-
-
-def test_residual_blocks_in_simulator(tmp_path, sweep):
-    rng = np.random.default_rng(86)
-    n = sweep(24)
-    done = 0
-    while done < n:
-        k = min(12, n - done)
-        model, specs, descs = residual_block_model(rng, k)
-        bad, res = sim_mismatches(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{done}",
-                                  opt=("-O2", "-O3", "-Os")[done // 12 % 3], prefer={"BAND": True})
-        assert sum(op.kind == "BANDED_PAIR" and op.attrs.a_index >= 0 for op in res.graph.ops) == k
-        assert not bad, "not bit-exact in the simulator: " + "; ".join(
-            f"input #{c} output {o} ({descs[o]}) first at {i}" for c, o, i in bad[:6])
-        done += k
