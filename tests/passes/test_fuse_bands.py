@@ -14,7 +14,6 @@ from specializer.oracle import compare
 from spz_randlayers import band_pair_model, random_inputs, residual_block_model, sim_mismatches
 
 
-
 def _is_pair(op) -> bool:
     return op.kind == "BANDED_PAIR"
 
