@@ -250,6 +250,10 @@ def inspect_model(model: Union[str, os.PathLike, bytes], target: Optional[str] =
         L.append(f"  #{op.index:<3} {op.kind:<28} {what}" + (f"  ({', '.join(extra)})" if extra else ""))
     L.append(f"  {lib.functions} kernel functions for {lib.layers} layers with code ({lib.shared} layers reuse a "
              "function another layer created)")
+    pruned = g.meta.get("pruned_channels", {})
+    if pruned:
+        L.append(f"  prune_channels: {len(pruned)} tensors narrowed, channels proven constant removed "
+                 f"(MACs {total:,} -> {sum(op_macs(g, op) for op in g.ops):,}; --no-prune keeps them)")
     mp = g.memory_plan
     L += ["", f"memory plan: arena {mp.arena_size} bytes (align {mp.alignment}, strategy {mp.strategy})"]
     try:
