@@ -52,3 +52,24 @@ def assert_bitexact(model_bytes: bytes, inputs_list, tmp_path: Path, sanitize: b
     if layers:
         msg += "\nlayers (output k = layer k):\n  " + "\n  ".join(layers)
     assert not bad, msg
+
+
+def broadcast_shapes(rng, max_rank: int = 6, p_equal: float = 0.3) -> tuple:
+    """Two shapes that broadcast (numpy rules): rank 4 or (40%) 1..max_rank, equal (p_equal), else dimensions set
+    to 1 on either side and sometimes a lower-rank operand; the two sides swapped half the time."""
+    rank = int(rng.integers(1, max_rank + 1)) if rng.random() < 0.4 else 4
+    out = [int(rng.integers(1, 6)) for _ in range(rank)]
+    if rng.random() < p_equal:
+        return tuple(out), tuple(out)
+    a, b = list(out), list(out)
+    for d in range(rank):
+        r = rng.random()
+        if r < 0.3:
+            a[d] = 1
+        elif r < 0.6:
+            b[d] = 1
+    if rng.random() < 0.3:  # lower-rank operand
+        b = b[int(rng.integers(0, rank)):] or [1]
+    if rng.random() < 0.5:
+        a, b = b, a
+    return tuple(a), tuple(b)

@@ -14,7 +14,7 @@ import specializer
 from specializer import ops
 from specializer.errors import ShapeError
 from specializer.tflite_writer import ModelBuilder
-from spz_testutil import assert_bitexact
+from spz_testutil import assert_bitexact, broadcast_shapes
 
 BINARY = ("ADD", "SUB", "MUL", "MAXIMUM", "MINIMUM")
 ACTS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
@@ -29,29 +29,8 @@ def _scale(rng, lo=-3.0, hi=0.0):
     return float(10 ** rng.uniform(lo, hi))
 
 
-def _shapes(rng):
-    """Two shapes that broadcast: equal, or some dimensions set to 1 (or dropped) on either side."""
-    rank = int(rng.integers(1, 7)) if rng.random() < 0.4 else 4
-    out = [int(rng.integers(1, 6)) for _ in range(rank)]
-    if rng.random() < 0.3:
-        return tuple(out), tuple(out)
-    a, b = list(out), list(out)
-    for d in range(rank):
-        r = rng.random()
-        if r < 0.3:
-            a[d] = 1
-        elif r < 0.6:
-            b[d] = 1
-    if rng.random() < 0.3:  # lower-rank operand
-        cut = int(rng.integers(0, rank))
-        b = b[cut:] or [1]
-    if rng.random() < 0.5:
-        a, b = b, a
-    return tuple(a), tuple(b)
-
-
 def _add_binary(mb, rng, kind, i):
-    sa, sb = _shapes(rng)
+    sa, sb = broadcast_shapes(rng)
     so = tuple(np.broadcast_shapes(sa, sb))
     s1, s2 = _scale(rng), _scale(rng)
     if kind == "MUL":

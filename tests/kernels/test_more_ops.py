@@ -16,6 +16,7 @@ from specializer.cli import main
 from specializer.errors import UnsupportedTypeError
 from specializer.oracle import compare
 from specializer.tflite_writer import ModelBuilder
+from spz_testutil import broadcast_shapes
 from spz_randlayers import _zp, layers_model, random_inputs
 
 PER_MODEL = 8
@@ -25,26 +26,6 @@ def _shape(rng, rank=None):
     """Extents 1..7, often 1 (edge sizes), rank 1..4 unless given."""
     rank = rank or int(rng.integers(1, 5))
     return tuple(1 if rng.random() < 0.25 else int(rng.integers(1, 8)) for _ in range(rank))
-
-
-def _broadcast_pair(rng):
-    """Two shapes that broadcast (numpy rules): equal, or dimensions set to 1 / dropped on either side."""
-    rank = int(rng.integers(1, 8)) if rng.random() < 0.4 else 4
-    out = [int(rng.integers(1, 6)) for _ in range(rank)]
-    if rng.random() < 0.25:
-        return tuple(out), tuple(out)
-    a, b = list(out), list(out)
-    for d in range(rank):
-        r = rng.random()
-        if r < 0.3:
-            a[d] = 1
-        elif r < 0.6:
-            b[d] = 1
-    if rng.random() < 0.3:
-        b = b[int(rng.integers(0, rank)):] or [1]
-    if rng.random() < 0.5:
-        a, b = b, a
-    return tuple(a), tuple(b)
 
 
 def _check(tmp_path, rng, n, add, target, per=PER_MODEL):
@@ -119,7 +100,7 @@ def test_add_n_overflowing_sum_is_refused(tmp_path, capsys):
 
 # ---- SQUARED_DIFFERENCE --------------------------------------------------------------------------------------
 def _squared_difference(mb, rng, i):
-    sa, sb = _broadcast_pair(rng)
+    sa, sb = broadcast_shapes(rng, max_rank=7, p_equal=0.25)
     s1, s2 = float(10 ** rng.uniform(-3, 0)), float(10 ** rng.uniform(-3, 0))
     big = max(s1, s2) ** 2
     # natural output scales (255 s)^2 / 255 and around, plus tiny ones (multiplier > 1: a left shift)
