@@ -64,7 +64,6 @@ GENERIC = KernelEntry(name="softmax_s8", ops=("SOFTMAX",), template="softmax_s8.
                       inplace=(0,))
 
 
-
 # ---- LOG_SOFTMAX ---------------------------------------------------------------------------------------------
 def _log_reject(g, op, core):
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
