@@ -433,3 +433,41 @@ def _lstm_requant(g: Graph, op: Op) -> Optional[Requant]:
         input_cell=quantize_multiplier(gate_out * gate_out / s_c),
         hidden=quantize_multiplier(gate_out * gate_out / s_h),
         cell_clip=qclip, cell_scale_power=checked_log2(s_c)[0])
+
+
+# ---- SVDF (int8 input/output, int16 or int8 state) -------------------------------------------------------------
+@dataclass(frozen=True)
+class SvdfRequant(Requant):
+    """TFLM's integer SVDF constants: the feature stage (int8 input x int8 feature weights -> state, scale
+    s_x s_wf / s_state) and the output stage (time weights x state, summed over the rank, + bias -> int8 output,
+    scale s_state s_wt / s_y). The installed TFLM forms both products and quotients in double from the float32
+    scales (measured: the all-float32 product gives other multipliers, and other outputs, on some scales)."""
+
+    feature_mult: int
+    feature_shift: int
+    output_mult: int
+    output_shift: int
+
+
+def svdf_bias_scale_ok(g: Graph, op: Op) -> bool:
+    """TFLM's PrepareSvdf check on the bias scale: |s_bias - s_state * s_wt| < 1e-5 (in double)."""
+    b = op.input(3)
+    if b is None:
+        return True
+    bt, st, wt = g.t(b), g.t(op.inputs[4]), g.t(op.inputs[2])
+    if bt.quant is None or st.quant is None or wt.quant is None:
+        return False
+    return abs(float(bt.quant.scale[0]) - float(st.quant.scale[0]) * float(wt.quant.scale[0])) < 1e-5
+
+
+@register("SVDF")
+def _svdf_requant(g: Graph, op: Op) -> Optional[Requant]:
+    if len(op.inputs) != 5 or op.input(4) is None:
+        return None
+    ts = tuple(g.t(op.inputs[i]) for i in (0, 1, 2, 4)) + (g.t(op.outputs[0]),)
+    if any(t.quant is None or t.quant.per_channel for t in ts):
+        return None
+    s_x, s_wf, s_wt, s_st, s_y = (float(t.quant.scale[0]) for t in ts)
+    m1, e1 = quantize_multiplier(s_x * s_wf / s_st)
+    m2, e2 = quantize_multiplier(s_st * s_wt / s_y)
+    return SvdfRequant(m1, e1, m2, e2)

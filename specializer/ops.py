@@ -188,6 +188,13 @@ class UnidirectionalSequenceLSTM:
 
 
 @dataclass(frozen=True)
+class SVDF:
+    rank: int = 1
+    activation: str = "NONE"  # TFLite Micro's integer SVDF does not apply it (only its float path does)
+    asymmetric_quantize_inputs: bool = False  # hybrid (float input, int8 weights) option
+
+
+@dataclass(frozen=True)
 class OpSpec:
     attrs: type
     options: Optional[str] = None  # name of the tflite options table (module and class in the `tflite` package)
@@ -280,6 +287,8 @@ OP_SPECS: dict[str, OpSpec] = {
     "ARG_MAX": _spec(ArgMinMax, "ArgMaxOptions", output_type=("OutputType", "dtype")),
     "ARG_MIN": _spec(ArgMinMax, "ArgMinOptions", output_type=("OutputType", "dtype")),
     "LOG_SOFTMAX": _spec(NoAttrs, "LogSoftmaxOptions"),
+    "SVDF": _spec(SVDF, "SVDFOptions", rank=("Rank", "int"), activation=("FusedActivationFunction", "act"),
+                  asymmetric_quantize_inputs=("AsymmetricQuantizeInputs", "bool")),
 }
 
 SUPPORTED_OPS = tuple(sorted(OP_SPECS))

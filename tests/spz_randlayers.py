@@ -233,8 +233,9 @@ def random_model(rng, n_layers: int, kinds=("conv", "dw", "fc", "add"), hostile:
 
 
 def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4", opt: str = "-O2",
-                   flash_budget="default", prefer=None, share_all: bool = False):
-    """Cross-compile `model` for `core`, run every input set in the simulator and in tflite-micro.
+                   flash_budget="default", prefer=None, share_all: bool = False, oracle_model: bytes = None):
+    """Cross-compile `model` for `core`, run every input set in the simulator and in tflite-micro (on
+    `oracle_model` when given: a twin tflite-micro can run, e.g. SVDFs with explicit zero biases).
 
     Returns (list of (input set, output index, first differing index), CompileResult)."""
     from specializer.bench import build_model_elf
@@ -247,7 +248,7 @@ def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4"
     bad = []
     for case, xs in enumerate(inputs_list):
         r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs])
-        ref = run_tflm(model, xs)
+        ref = run_tflm(model if oracle_model is None else oracle_model, xs)
         for k, want in enumerate(ref):
             got = np.frombuffer(r.outputs[k], dtype=want.dtype).reshape(want.shape)
             if not np.array_equal(got, want):
@@ -547,3 +548,89 @@ def compare_in_batches(tmp_path, rng, n: int, per: int, make, target=None, prefe
         bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{m}", target=target, prefer=prefer)
         assert not bad, "not bit-exact: " + "; ".join(
             f"{b} [{descs[b.output] if b.output < len(descs) else '?'}]" for b in bad[:5])
+
+
+def add_svdf(mb: ModelBuilder, rng, *, batches=None, units=None, rank=None, memory=None, n_input=None, bias=None,
+             act=None, state="int16", state_zp=None, wild=None, zero_bias=False, tag="s") -> str:
+    """Add one random integer SVDF (its own input, variable state and output) to `mb`; returns a description.
+
+    Batches 1..3, units 1..16, rank 1..3, memory 1..10, inputs 1..40, NONE/RELU (TFLM ignores it), scales over
+    orders of magnitude, input zero points at the extremes, state zero points mostly 0 (the converter's) and
+    sometimes not. `wild` layers saturate the state, take feature multipliers > 1, full-range time weights and
+    huge biases, so that TFLM's int32 time accumulator wraps around. `zero_bias`: a layer drawn without bias
+    gets an explicit all-zero bias instead (the oracle's twin: TFLM crashes on an SVDF without bias)."""
+    B = batches or int(rng.integers(1, 4))
+    U = units or int(rng.integers(1, 17))
+    R = rank or int(rng.integers(1, 4))
+    M = memory or int(rng.integers(1, 11))
+    I = n_input or int(rng.integers(1, 41))
+    F = U * R
+    has_bias = bool(rng.random() < 0.7) if bias is None else bias
+    act = act or str(rng.choice(["NONE", "RELU"]))
+    wild = bool(rng.random() < 0.15) if wild is None else wild
+    tmax = 32767 if state == "int16" else 127
+    s_x = float(10 ** rng.uniform(-3, 0))
+    zp_x = _zp(rng)
+    s_wf = float(10 ** rng.uniform(-4, -1))
+    if state_zp is None:
+        if state == "int8":
+            state_zp = _zp(rng)
+        else:
+            r = rng.random()
+            state_zp = (0 if r < 0.8 else int(rng.integers(-3000, 3001)) if r < 0.93
+                        else int(rng.choice([-32768, 32767])))
+    feat = 5425.0 * np.sqrt(I)  # typical |sum wf * (x - zp_x)| of random data
+    t1 = 10 ** (rng.uniform(5, 7) if wild else rng.uniform(0.5, np.log10(tmax) + 0.3))  # state value, int units
+    s_st = float(s_x * s_wf * feat / t1)
+    amp = tmax if wild else int(min(tmax, 10 ** rng.uniform(0.5, np.log10(tmax))))
+    s_wt = float(10 ** rng.uniform(-5, -2))
+    t_sum = amp / np.sqrt(3) * min(t1, tmax) / 2 * np.sqrt(M * R)  # typical |bias-free time sum|
+    s_y = float(s_st * s_wt * t_sum / 10 ** rng.uniform(0.3, 2.5))
+    x = mb.input(f"{tag}_x", (B, I), "int8", s_x, zp_x)
+    wf = mb.const(f"{tag}_wf", rng.integers(-127, 128, size=(F, I)).astype(np.int8), scale=s_wf)
+    wt_dt = np.int16 if state == "int16" else np.int8
+    wt = mb.const(f"{tag}_wt", rng.integers(-amp, amp + 1, size=(F, M)).astype(wt_dt), scale=s_wt)
+    s_b = float(np.float32(s_st) * np.float32(s_wt))
+    if has_bias:
+        lim = 2**31 - 1 if wild else min(2**31 - 1, int(1.5 * t_sum) + 1)
+        b = mb.const(f"{tag}_b", rng.integers(-lim, lim, size=U, endpoint=True).astype(np.int32), scale=s_b)
+    elif zero_bias:
+        b = mb.const(f"{tag}_b", np.zeros(U, np.int32), scale=s_b)
+    else:
+        b = None
+    st = mb.tensor(f"{tag}_state", (B, M * F), state, s_st, state_zp, variable=True)
+    y = mb.tensor(f"{tag}_y", (B, U), "int8", s_y, _zp(rng))
+    mb.op("SVDF", [x, wf, wt, b, st], [y], ops.SVDF(rank=R, activation=act))
+    mb.output(y)
+    return (f"{tag}: SVDF batches {B} inputs {I} units {U} rank {R} memory {M} {state} state zp {state_zp} "
+            f"bias {'yes' if has_bias else 'no'} {act}{' wild' if wild else ''}")
+
+
+def svdf_model_pair(seed: int, layers, **kw) -> tuple:
+    """(model, oracle twin, descriptions, builder) with random SVDFs: `layers` is their number, or one dict of
+    add_svdf arguments per layer (`kw` go to every layer). The twin is the same model with an explicit zero bias
+    wherever the model has none (TFLM's Eval reads a missing bias as zeros, but its Prepare crashes on it), built
+    from the same random draws."""
+    per_layer = [{}] * layers if isinstance(layers, int) else list(layers)
+    out = []
+    for zero_bias in (False, True):
+        rng = np.random.default_rng(seed)
+        mb = ModelBuilder()
+        desc = [add_svdf(mb, rng, zero_bias=zero_bias, tag=f"s{k}", **{**kw, **lk}) for k, lk in enumerate(per_layer)]
+        out.append((mb, desc))
+    (mb, desc), (twin, _) = out
+    return mb.build(), twin.build(), desc, mb
+
+
+def svdf_frames(mb: ModelBuilder, rng, n_frames: int) -> list:
+    """Frames for every input of `mb`: full range, then alternately narrow (around the zero point) and full."""
+    frames = []
+    for k in range(n_frames):
+        xs = []
+        for tid in mb.inputs:
+            t = mb.tensors[tid]
+            zp = t.zero_point[0]
+            lo, hi = (-128, 127) if k % 2 == 0 else (max(-128, zp - 20), min(127, zp + 20))
+            xs.append(rng.integers(lo, hi + 1, size=t.shape).astype(np.int8))
+        frames.append(xs)
+    return frames

@@ -8,8 +8,9 @@ How it works
    `specializer.ops` through the `OP_SPECS` table (the writer uses the same table).
 3. Tensors become `ir.Tensor`s: constants carry read-only numpy data (little-endian), quantization becomes `Quant`.
 4. `check_types(graph)` enforces the int8 contract: int8 activations; float32 only at QUANTIZE inputs /
-   DEQUANTIZE outputs; int16 only on LSTM state; int32 biases and ARG_MAX/ARG_MIN indices (int64 indices or
-   axes are refused as TFLM refuses them); anything else is an `UnsupportedTypeError`.
+   DEQUANTIZE outputs; int16 only on LSTM and SVDF state; int32 biases and ARG_MAX/ARG_MIN indices (int64
+   indices or axes are refused as TFLM refuses them); float and hybrid SVDF are named as such; anything else
+   is an `UnsupportedTypeError`.
 """
 from __future__ import annotations
 
@@ -115,7 +116,8 @@ _REQUIRED_INPUTS = {"CONV_2D": (0, 1), "DEPTHWISE_CONV_2D": (0, 1), "FULLY_CONNE
                     "MINIMUM": (0, 1), "SLICE": (0, 1, 2),
                     "TRANSPOSE_CONV": (0, 1, 2), "BATCH_MATMUL": (0, 1), "SQUARED_DIFFERENCE": (0, 1),
                     "RESIZE_BILINEAR": (0, 1), "ARG_MAX": (0, 1), "ARG_MIN": (0, 1),
-                    "UNIDIRECTIONAL_SEQUENCE_LSTM": (0, 2, 3, 4, 6, 7, 8, 13, 14, 15, 18, 19)}
+                    "UNIDIRECTIONAL_SEQUENCE_LSTM": (0, 2, 3, 4, 6, 7, 8, 13, 14, 15, 18, 19),
+                    "SVDF": (0, 1, 2, 4)}
 
 
 _POSITIVE_ATTRS = ("stride_h", "stride_w", "dilation_h", "dilation_w", "filter_h", "filter_w", "depth_multiplier",
@@ -284,6 +286,8 @@ def check_types(g: Graph, label: str = "model") -> None:
     """Enforce the int8 contract (see module docstring)."""
     for op in g.ops:
         where = f"{label}: op #{op.index} {op.kind}"
+        if op.kind == "SVDF":
+            _check_svdf_types(g, op, where)
         for pos, tid in enumerate(op.inputs):
             if tid is None:
                 continue
@@ -291,6 +295,28 @@ def check_types(g: Graph, label: str = "model") -> None:
             _check_tensor(g, op, t, where, "input", pos)
         for pos, tid in enumerate(op.outputs):
             _check_tensor(g, op, g.tensors[tid], where, "output", pos)
+
+
+def _check_svdf_types(g: Graph, op: Op, where: str) -> None:
+    """SVDF: TFLite Micro runs a float SVDF (float32 everywhere) and an integer one (int8 input, feature weights
+    and output, int16 or int8 time weights and state, int32 bias); it refuses the hybrid form (float input,
+    int8 weights: "weights_feature->type != kTfLiteFloat32"). Only the integer SVDF is supported here."""
+    def dt(pos):
+        tid = op.input(pos)
+        return None if tid is None else g.tensors[tid].dtype
+
+    x, wf, y = dt(0), dt(1), g.tensors[op.outputs[0]].dtype
+    if x == "float32" or y == "float32" or wf == "float32":
+        hybrid = x == "float32" and wf == "int8"
+        kind = "hybrid (float32 input, int8 weights)" if hybrid else "float32"
+        tflm = (" (TFLite Micro refuses it too: \"weights_feature->type != kTfLiteFloat32\")" if hybrid else "")
+        raise UnsupportedTypeError(f"{where}: {kind} SVDF is not supported{tflm}; only the integer SVDF is (int8 "
+                                   "input, feature weights and output, int16 or int8 time weights and state, int32 "
+                                   "bias)")
+    st = op.input(4)
+    if st is not None and len(op.inputs) == 5 and not g.tensors[st].variable and not g.tensors[st].is_const:
+        raise ModelFormatError(f"{where}: the state (input 4) is not a variable tensor; TFLite Micro refuses it "
+                               "(\"activation_state->is_variable != true\")")
 
 
 def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) -> None:
@@ -317,6 +343,8 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
         return
     if t.dtype == "int16" and op.kind == "UNIDIRECTIONAL_SEQUENCE_LSTM":
         return
+    if t.dtype == "int16" and op.kind == "SVDF" and role == "input" and pos == 4:  # the state
+        return
     if t.dtype == "int32" and op.kind in ("RESHAPE",) and role == "input" and pos == 1:
         return
     if op.kind in ("ARG_MAX", "ARG_MIN") and role == "output":
@@ -327,5 +355,5 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
                                        "only (it fails with \"Only int32_t are supported currently, got INT64\")")
     raise UnsupportedTypeError(
         f"{where}: {desc} is {t.dtype}; only int8 activations are supported "
-        "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM state, int32 only as "
+        "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM and SVDF state, int32 only as "
         "ARG_MAX/ARG_MIN indices)")

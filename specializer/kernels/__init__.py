@@ -6,7 +6,7 @@ ranks by priority, then by this order.
 from __future__ import annotations
 
 from . import (activations, band, batch_matmul, conv, data_movement, elementwise, fully_connected, lstm, pooling, quantize, reduce,
-               resize_bilinear, softmax, transpose_conv)
+               resize_bilinear, softmax, svdf, transpose_conv)
 
 ENTRIES = (
     *conv.ENTRIES,
@@ -23,4 +23,5 @@ ENTRIES = (
     *transpose_conv.ENTRIES,
     *batch_matmul.ENTRIES,
     *resize_bilinear.ENTRIES,
+    *svdf.ENTRIES,
 )
