@@ -383,11 +383,13 @@ PREFERENCE = tuple((inh, r) for inh in (True, "seg", False) for r in sorted(ROWS
 
 
 def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
-    """Once every fusion is made the arena's peak is known: each fused op takes the fastest form (its layers' own
-    variants, more rows per step) that keeps the arena where it is once the other layers' variants are chosen
-    again (`rechoose`: what rechoose_variants will do)."""
+    """Once every fusion is made the arena's peak is known: each band takes the fastest form (its layers' own
+    variants, more rows per step, row segments) that keeps the arena where it will be once the other layers'
+    variants are chosen again (`rechoose`: what rechoose_variants will do)."""
     from specializer.passes.plan_memory import plan_memory
 
+    if not chosen:
+        return g
     arena = plan_memory(rechoose(g)).memory_plan.arena_size
     for idx, ((p, c, a, s, pos), taken) in chosen.items():
         for key in PREFERENCE:
@@ -398,7 +400,10 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
             if fused is None:
                 continue
             trial = g.with_ops([fused if op.index == idx else op for op in g.ops])
-            if plan_memory(rechoose(trial)).memory_plan.arena_size <= arena:
+            # residual blocks: checked after the other layers' variants are chosen again (their scratch moves
+            # the peak); pairs: against the plan as it stands (one choose_variants per trial is too slow on
+            # models with dozens of bands)
+            if plan_memory(rechoose(trial) if a is not None else trial).memory_plan.arena_size <= arena:
                 g = trial
                 break
     return g
