@@ -40,3 +40,8 @@ class OutputError(SpecializerError):
 
 class TargetError(SpecializerError):
     """Unknown target, or the cross toolchain is missing or failed."""
+
+
+class ControlFlowError(UnsupportedOpError):
+    """Control flow the compiler cannot turn into straight-line code (IF, CALL_ONCE, a WHILE whose trip count is
+    not a compile-time constant)."""

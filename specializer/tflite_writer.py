@@ -8,6 +8,9 @@ How it works
    operator codes carry both the deprecated and the extended builtin code.
 3. The result is accepted by the tflite-micro interpreter (the oracle) and by `frontend.load_model`, so tests can
    round-trip: numpy -> .tflite -> oracle and -> specializer -> C, and compare bit for bit.
+4. Control flow: `subgraph(name)` returns a child builder for one more subgraph (a WHILE's condition or body, an
+   IF branch); `control_op("WHILE", ins, outs, cond=c, body=b)` writes the op with its subgraph indices
+   (WhileOptions, IfOptions, CallOnceOptions). All subgraphs share the model's buffers and operator codes.
 """
 from __future__ import annotations
 
@@ -44,6 +47,22 @@ class _Op:
     intermediates: tuple[int, ...] = ()
 
 
+# control-flow ops: options table and its subgraph-index fields (keyword -> flatbuffer field)
+_CONTROL_OPTIONS = {
+    "WHILE": ("WhileOptions", (("cond", "CondSubgraphIndex"), ("body", "BodySubgraphIndex"))),
+    "IF": ("IfOptions", (("then", "ThenSubgraphIndex"), ("else_", "ElseSubgraphIndex"))),
+    "CALL_ONCE": ("CallOnceOptions", (("init", "InitSubgraphIndex"),)),
+}
+
+
+@dataclass(frozen=True)
+class _ControlAttrs:
+    """Options of a control-flow op: the options table name and (field, subgraph index) pairs."""
+
+    options: str
+    indices: tuple
+
+
 def _tuple(v, n=None):
     if v is None:
         return None
@@ -59,6 +78,34 @@ class ModelBuilder:
     ops: list = field(default_factory=list)
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
+    name: str = "main"
+    subgraphs: list = field(default_factory=list)  # child builders of subgraphs 1, 2, ... (root builder only)
+
+    # ---- subgraphs and control flow -----------------------------------------------------------------------
+    def subgraph(self, name: str) -> "ModelBuilder":
+        """A new subgraph (index 1, 2, ... in creation order); build its tensors and ops on the returned builder."""
+        child = ModelBuilder(description=self.description, name=name)
+        self.subgraphs.append(child)
+        return child
+
+    def subgraph_index(self, sub: "ModelBuilder") -> int:
+        for i, s in enumerate(self.subgraphs):
+            if s is sub:
+                return i + 1
+        raise ValueError(f"writer: {sub.name!r} is not a subgraph of this model")
+
+    def control_op(self, kind: str, inputs: Sequence[int], outputs: Sequence[int], **subgraphs) -> None:
+        """WHILE (cond=, body=), IF (then=, else_=) or CALL_ONCE (init=); each a subgraph index or the child
+        builder that `subgraph()` returned (children of the root builder)."""
+        table, fields = _CONTROL_OPTIONS[kind]
+        indices = []
+        for key, fb_field in fields:
+            v = subgraphs.pop(key)
+            indices.append((fb_field, int(v) if isinstance(v, (int, np.integer)) else v))
+        if subgraphs:
+            raise TypeError(f"writer: {kind} takes no {', '.join(subgraphs)}")
+        self.ops.append(_Op(kind, tuple(int(i) for i in inputs), tuple(int(o) for o in outputs),
+                            _ControlAttrs(table, tuple(indices))))
 
     # ---- tensors -----------------------------------------------------------------------------------------
     def tensor(self, name: str, shape: Sequence[int], dtype: str = "int8", scale=None, zero_point=None,
@@ -117,19 +164,23 @@ class ModelBuilder:
     def build(self) -> bytes:
         import tflite
         from tflite.BuiltinOperator import BuiltinOperator
-        from tflite.BuiltinOptions import BuiltinOptions
 
         b = flatbuffers.Builder(1024)
 
-        # buffers: 0 = empty, then one per constant
+        graphs = [self] + list(self.subgraphs)
+
+        # buffers: 0 = empty, then one per constant (of every subgraph)
         buffer_data = [None]
-        tensor_buffer = []
-        for t in self.tensors:
-            if t.data is not None:
-                buffer_data.append(t.data)
-                tensor_buffer.append(len(buffer_data) - 1)
-            else:
-                tensor_buffer.append(0)
+        tensor_buffers = []
+        for sgb in graphs:
+            tb = []
+            for t in sgb.tensors:
+                if t.data is not None:
+                    buffer_data.append(t.data)
+                    tb.append(len(buffer_data) - 1)
+                else:
+                    tb.append(0)
+            tensor_buffers.append(tb)
         buf_offsets = []
         for data in buffer_data:
             vec = None
@@ -142,6 +193,50 @@ class ModelBuilder:
             if vec is not None:
                 tflite.BufferAddData(b, vec)
             buf_offsets.append(tflite.BufferEnd(b))
+
+        # operator codes (shared by every subgraph; written after subgraph 0's tensors)
+        kinds = []
+        for sgb in graphs:
+            for o in sgb.ops:
+                if o.kind not in kinds:
+                    kinds.append(o.kind)
+        oc_offsets = []
+
+        def write_opcodes():
+            for k in kinds:
+                code = getattr(BuiltinOperator, k)
+                tflite.OperatorCodeStart(b)
+                tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
+                tflite.OperatorCodeAddBuiltinCode(b, code)
+                tflite.OperatorCodeAddVersion(b, 1)
+                oc_offsets.append(tflite.OperatorCodeEnd(b))
+
+        def vec_of(offsets, start):
+            start(b, len(offsets))
+            for off in reversed(offsets):
+                b.PrependUOffsetTRelative(off)
+            return b.EndVector()
+
+        sg_offsets = [sgb._build_subgraph(b, tensor_buffers[k], kinds, vec_of, self,
+                                          write_opcodes if k == 0 else None)
+                      for k, sgb in enumerate(graphs)]
+        sgs_v = vec_of(sg_offsets, tflite.ModelStartSubgraphsVector)
+        ocs_v = vec_of(oc_offsets, tflite.ModelStartOperatorCodesVector)
+        bufs_v = vec_of(buf_offsets, tflite.ModelStartBuffersVector)
+        desc = b.CreateString(self.description)
+        tflite.ModelStart(b)
+        tflite.ModelAddVersion(b, 3)
+        tflite.ModelAddOperatorCodes(b, ocs_v)
+        tflite.ModelAddSubgraphs(b, sgs_v)
+        tflite.ModelAddDescription(b, desc)
+        tflite.ModelAddBuffers(b, bufs_v)
+        m = tflite.ModelEnd(b)
+        b.Finish(m, file_identifier=b"TFL3")
+        return bytes(b.Output())
+
+    def _build_subgraph(self, b, tensor_buffer, kinds, vec_of, root, after_tensors=None) -> int:
+        import tflite
+        from tflite.BuiltinOptions import BuiltinOptions
 
         # tensors
         t_offsets = []
@@ -168,25 +263,17 @@ class ModelBuilder:
                 tflite.TensorAddIsVariable(b, True)
             t_offsets.append(tflite.TensorEnd(b))
 
-        # operator codes
-        kinds = []
-        for o in self.ops:
-            if o.kind not in kinds:
-                kinds.append(o.kind)
-        oc_offsets = []
-        for k in kinds:
-            code = getattr(BuiltinOperator, k)
-            tflite.OperatorCodeStart(b)
-            tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(code, 127))
-            tflite.OperatorCodeAddBuiltinCode(b, code)
-            tflite.OperatorCodeAddVersion(b, 1)
-            oc_offsets.append(tflite.OperatorCodeEnd(b))
+        if after_tensors is not None:
+            after_tensors()
 
         # operators
         op_offsets = []
         for o in self.ops:
-            spec = opdefs.OP_SPECS.get(o.kind)
-            opt_off, opt_type = _write_options(b, spec, o.attrs, BuiltinOptions) if spec else (None, 0)
+            if isinstance(o.attrs, _ControlAttrs):
+                opt_off, opt_type = _write_control_options(b, o.attrs, root, BuiltinOptions)
+            else:
+                spec = opdefs.OP_SPECS.get(o.kind)
+                opt_off, opt_type = _write_options(b, spec, o.attrs, BuiltinOptions) if spec else (None, 0)
             ins = b.CreateNumpyVector(np.asarray(o.inputs, dtype=np.int32))
             outs = b.CreateNumpyVector(np.asarray(o.outputs, dtype=np.int32))
             inter = b.CreateNumpyVector(np.asarray(o.intermediates, dtype=np.int32)) if o.intermediates else None
@@ -201,38 +288,18 @@ class ModelBuilder:
                 tflite.OperatorAddIntermediates(b, inter)
             op_offsets.append(tflite.OperatorEnd(b))
 
-        def vec_of(offsets, start):
-            start(b, len(offsets))
-            for off in reversed(offsets):
-                b.PrependUOffsetTRelative(off)
-            return b.EndVector()
-
         tensors_v = vec_of(t_offsets, tflite.SubGraphStartTensorsVector)
         ops_v = vec_of(op_offsets, tflite.SubGraphStartOperatorsVector)
         in_v = b.CreateNumpyVector(np.asarray(self.inputs, dtype=np.int32))
         out_v = b.CreateNumpyVector(np.asarray(self.outputs, dtype=np.int32))
-        sg_name = b.CreateString("main")
+        sg_name = b.CreateString(self.name)
         tflite.SubGraphStart(b)
         tflite.SubGraphAddTensors(b, tensors_v)
         tflite.SubGraphAddInputs(b, in_v)
         tflite.SubGraphAddOutputs(b, out_v)
         tflite.SubGraphAddOperators(b, ops_v)
         tflite.SubGraphAddName(b, sg_name)
-        sg = tflite.SubGraphEnd(b)
-
-        sgs_v = vec_of([sg], tflite.ModelStartSubgraphsVector)
-        ocs_v = vec_of(oc_offsets, tflite.ModelStartOperatorCodesVector)
-        bufs_v = vec_of(buf_offsets, tflite.ModelStartBuffersVector)
-        desc = b.CreateString(self.description)
-        tflite.ModelStart(b)
-        tflite.ModelAddVersion(b, 3)
-        tflite.ModelAddOperatorCodes(b, ocs_v)
-        tflite.ModelAddSubgraphs(b, sgs_v)
-        tflite.ModelAddDescription(b, desc)
-        tflite.ModelAddBuffers(b, bufs_v)
-        m = tflite.ModelEnd(b)
-        b.Finish(m, file_identifier=b"TFL3")
-        return bytes(b.Output())
+        return tflite.SubGraphEnd(b)
 
 
 def _np_dtype(dtype: str):
@@ -273,3 +340,13 @@ def _write_options(b, spec: opdefs.OpSpec, attrs, BuiltinOptions):
         getattr(mod, f"{spec.options}Add{fb_field}")(b, v)
     off = getattr(mod, f"{spec.options}End")(b)
     return off, getattr(BuiltinOptions, spec.options)
+
+
+def _write_control_options(b, attrs: _ControlAttrs, root: ModelBuilder, BuiltinOptions):
+    mod = importlib.import_module(f"tflite.{attrs.options}")
+    getattr(mod, f"{attrs.options}Start")(b)
+    for fb_field, v in attrs.indices:
+        idx = v if isinstance(v, int) else root.subgraph_index(v)
+        getattr(mod, f"{attrs.options}Add{fb_field}")(b, idx)
+    off = getattr(mod, f"{attrs.options}End")(b)
+    return off, getattr(BuiltinOptions, attrs.options)

@@ -2,7 +2,9 @@
 
 How it works
 1. `load_model(path_or_bytes)` checks the file identifier and size, then reads subgraph 0 through the generated
-   schema accessors. Any exception while walking the flatbuffer becomes a one-line `ModelFormatError`.
+   schema accessors. Any exception while walking the flatbuffer becomes a one-line `ModelFormatError`. The other
+   subgraphs are read only when a control-flow op names them: a WHILE with a compile-time trip count is unrolled
+   into subgraph 0 by `frontend.control_flow`; other control flow is a `ControlFlowError`.
 2. Every operator code is resolved to its builtin name; custom and unsupported ops raise `UnsupportedOpError`
    with the op's index and the supported list. Builtin options are decoded into the typed attrs of
    `specializer.ops` through the `OP_SPECS` table (the writer uses the same table).
@@ -124,13 +126,13 @@ _POSITIVE_ATTRS = ("stride_h", "stride_w", "dilation_h", "dilation_w", "filter_h
                    "block_size")
 
 
-def _check_attrs(label: str, i: int, kind: str, attrs) -> None:
+def _check_attrs(where: str, kind: str, attrs) -> None:
     """Strides, dilations, filter sizes and depth multipliers between 1 and 65535 (TFLite Micro's int32
     arithmetic on them overflows long before a microcontroller could run such a layer)."""
     for name in _POSITIVE_ATTRS:
         v = getattr(attrs, name, None)
         if v is not None and not 1 <= v <= 0xFFFF:
-            raise ShapeError(f"{label}: op #{i} {kind} has {name} = {v}; it must be between 1 and 65535")
+            raise ShapeError(f"{where} has {name} = {v}; it must be between 1 and 65535")
 
 
 def _check_quant(label: str, i: int, tname: str, scales, zps) -> None:
@@ -165,8 +167,38 @@ def _parse(buf: bytes, label: str, name: str) -> Graph:
         else:
             opcodes.append(names.get(code, f"BUILTIN_{code}"))
 
+    tensors = _read_tensors(model, buf, label, sg)
+    from .control_flow import Inliner
+
+    inl = Inliner(model, buf, label, opcodes, tensors, sg.OperatorsLength())
+    for i in range(sg.OperatorsLength()):
+        inl.main_op(sg, i)
+    ops = inl.ops
+    tensors = inl.tensors
+
+    gin = tuple(int(t) for t in sg.InputsAsNumpy()) if not isinstance(sg.InputsAsNumpy(), int) else ()
+    gout = tuple(int(t) for t in sg.OutputsAsNumpy()) if not isinstance(sg.OutputsAsNumpy(), int) else ()
+    gout = inl.graph_outputs(gout, gin)
+    if not gin or not gout:
+        raise ModelFormatError(f"{label}: the model declares no inputs or no outputs")
+    produced = {t for op in ops for t in op.outputs}
+    for role, tids in (("input", gin), ("output", gout)):
+        for t in tids:
+            if t not in tensors:
+                raise ModelFormatError(f"{label}: the model's {role} is tensor {t}, the model has {len(tensors)}")
+            if tensors[t].data is not None:
+                raise ModelFormatError(f"{label}: the model's {role} '{tensors[t].name}' (#{t}) is a constant")
+            if role == "input" and t in produced:
+                raise ModelFormatError(f"{label}: the model's input '{tensors[t].name}' (#{t}) is computed by an op")
+    g = Graph(tensors=tensors, ops=tuple(ops), inputs=gin, outputs=gout, name=name,
+              meta={"source": label, "num_subgraphs": model.SubgraphsLength(),
+                    **({"unrolled_loops": tuple(inl.loops)} if inl.loops else {})})
+    return g.prune()
+
+
+def _read_tensors(model, buf: bytes, label: str, sg) -> dict[int, Tensor]:
+    """The tensors of one subgraph (constants with their data, quantization checked)."""
     tensors: dict[int, Tensor] = {}
-    variable: set[int] = set()
     for i in range(sg.TensorsLength()):
         tfb = sg.Tensors(i)
         dtype = _TFLITE_DTYPES.get(tfb.Type(), f"type{tfb.Type()}")
@@ -227,59 +259,50 @@ def _parse(buf: bytes, label: str, name: str) -> Graph:
                 arr = np.frombuffer(raw.tobytes(), dtype=npdt).astype(NUMPY_DTYPES[dtype]).reshape(shape)
                 arr.setflags(write=False)
                 data = arr
-        if tfb.IsVariable():
-            variable.add(i)
         tensors[i] = Tensor(id=i, name=tname, shape=shape, dtype=dtype, quant=q, data=data, variable=tfb.IsVariable())
 
-    ops = []
-    for i in range(sg.OperatorsLength()):
-        ofb = sg.Operators(i)
-        idx = ofb.OpcodeIndex()
-        if idx >= len(opcodes):
-            raise ModelFormatError(f"{label}: op #{i} refers to operator code {idx}, the model has {len(opcodes)}")
-        kind = opcodes[idx]
-        if kind not in opdefs.OP_SPECS:
-            raise UnsupportedOpError(f"{label}: op #{i} {kind} is not supported; supported ops: "
-                                     + ", ".join(opdefs.SUPPORTED_OPS))
-        ins = ofb.InputsAsNumpy()
-        outs = ofb.OutputsAsNumpy()
-        ins = tuple(None if int(t) < 0 else int(t) for t in ins) if not isinstance(ins, int) else ()
-        outs = tuple(int(t) for t in outs) if not isinstance(outs, int) else ()
-        inter = ofb.IntermediatesAsNumpy()
-        inter = tuple(int(t) for t in inter) if not isinstance(inter, int) else ()
-        for t in ins + outs + inter:
-            if t is not None and t not in tensors:
-                raise ModelFormatError(f"{label}: op #{i} {kind} refers to tensor {t}, the model has {len(tensors)}")
-        for pos in _REQUIRED_INPUTS.get(kind, (0,)):
-            if pos >= len(ins) or ins[pos] is None:
-                raise ModelFormatError(f"{label}: op #{i} {kind} lacks its required input {pos} "
-                                       f"(it has {len(ins)} inputs)")
-        if not outs:
-            raise ModelFormatError(f"{label}: op #{i} {kind} has no output")
-        for t in ins + outs:  # (intermediates of LSTM may be empty placeholders)
-            if t is not None and 0 in tensors[t].shape:
-                raise ShapeError(f"{label}: op #{i} {kind}: tensor '{tensors[t].name}' (#{t}) has an empty shape "
-                                 f"{list(tensors[t].shape)} (a dimension of 0)")
-        attrs = _decode_options(kind, ofb)
-        _check_attrs(label, i, kind, attrs)
-        ops.append(Op(kind=kind, inputs=ins, outputs=outs, attrs=attrs, index=i, intermediates=inter))
+    return tensors
 
-    gin = tuple(int(t) for t in sg.InputsAsNumpy()) if not isinstance(sg.InputsAsNumpy(), int) else ()
-    gout = tuple(int(t) for t in sg.OutputsAsNumpy()) if not isinstance(sg.OutputsAsNumpy(), int) else ()
-    if not gin or not gout:
-        raise ModelFormatError(f"{label}: the model declares no inputs or no outputs")
-    produced = {t for op in ops for t in op.outputs}
-    for role, tids in (("input", gin), ("output", gout)):
-        for t in tids:
-            if t not in tensors:
-                raise ModelFormatError(f"{label}: the model's {role} is tensor {t}, the model has {len(tensors)}")
-            if tensors[t].data is not None:
-                raise ModelFormatError(f"{label}: the model's {role} '{tensors[t].name}' (#{t}) is a constant")
-            if role == "input" and t in produced:
-                raise ModelFormatError(f"{label}: the model's input '{tensors[t].name}' (#{t}) is computed by an op")
-    g = Graph(tensors=tensors, ops=tuple(ops), inputs=gin, outputs=gout, name=name,
-              meta={"source": label, "num_subgraphs": model.SubgraphsLength()})
-    return g.prune()
+
+def _op_record(label: str, where: str, sg, i: int, opcodes: list):
+    """(kind, inputs, outputs, intermediates, flatbuffer op) of op `i` of subgraph `sg`; checks its operator code."""
+    ofb = sg.Operators(i)
+    idx = ofb.OpcodeIndex()
+    if idx >= len(opcodes):
+        raise ModelFormatError(f"{where} refers to operator code {idx}, the model has {len(opcodes)}")
+    kind = opcodes[idx]
+    ins = ofb.InputsAsNumpy()
+    outs = ofb.OutputsAsNumpy()
+    ins = tuple(None if int(t) < 0 else int(t) for t in ins) if not isinstance(ins, int) else ()
+    outs = tuple(int(t) for t in outs) if not isinstance(outs, int) else ()
+    inter = ofb.IntermediatesAsNumpy()
+    inter = tuple(int(t) for t in inter) if not isinstance(inter, int) else ()
+    return kind, ins, outs, inter, ofb
+
+
+def _check_refs(where: str, ins, outs, inter, tensors) -> None:
+    for t in tuple(ins) + tuple(outs) + tuple(inter):
+        if t is not None and t not in tensors:
+            raise ModelFormatError(f"{where} refers to tensor {t}, the model has {len(tensors)}")
+
+
+def _op_attrs(where: str, kind: str, ins, outs, inter, ofb, tensors):
+    """Validate one (non control-flow) op against its subgraph's tensors and decode its options."""
+    if kind not in opdefs.OP_SPECS:
+        raise UnsupportedOpError(f"{where} is not supported; supported ops: " + ", ".join(opdefs.SUPPORTED_OPS))
+    _check_refs(where, ins, outs, inter, tensors)
+    for pos in _REQUIRED_INPUTS.get(kind, (0,)):
+        if pos >= len(ins) or ins[pos] is None:
+            raise ModelFormatError(f"{where} lacks its required input {pos} (it has {len(ins)} inputs)")
+    if not outs:
+        raise ModelFormatError(f"{where} has no output")
+    for t in ins + outs:  # (intermediates of LSTM may be empty placeholders)
+        if t is not None and 0 in tensors[t].shape:
+            raise ShapeError(f"{where}: tensor '{tensors[t].name}' (#{t}) has an empty shape "
+                             f"{list(tensors[t].shape)} (a dimension of 0)")
+    attrs = _decode_options(kind, ofb)
+    _check_attrs(where, kind, attrs)
+    return attrs
 
 
 def check_types(g: Graph, label: str = "model") -> None:
