@@ -211,12 +211,32 @@ def _sigmoid(v):
     return 1.0 / (1.0 + np.exp(-v))
 
 
-def gru_kws(seed: int = 11, steps: int = 16, feat: int = 10, hidden: int = 32, classes: int = 12) -> bytes:
-    """A GRU keyword spotter (the seed talk's KWS with GRU) as TFLite converts a Keras GRU with `unroll=True`
-    (reset_after): per time step a STRIDED_SLICE of the input, two FULLY_CONNECTED (input and state projections,
-    3 x hidden each), SPLITs into the z / r / n gates, ADD + LOGISTIC for z and r, MUL + ADD + TANH for n, and
-    h = z * h + (1 - z) * n (MUL, SUB from a constant 1, MUL, ADD); then a FULLY_CONNECTED classifier and SOFTMAX.
-    The initial state is a constant zero tensor. Calibrated in float on random sequences like `build_int8`."""
+@dataclass
+class _GruNet:
+    """The float GRU of the zoo's keyword spotter (seeded weights) and the ranges of its tensors over a calibration
+    set: `ranges[name][t]` = (min, max) of tensor `name` at time step t ("logits" has a single entry)."""
+
+    wx: np.ndarray
+    wh: np.ndarray
+    bx: np.ndarray
+    bh: np.ndarray
+    wo: np.ndarray
+    bo: np.ndarray
+    in_q: tuple
+    steps: int
+    feat: int
+    hidden: int
+    classes: int
+    ranges: dict
+
+    def quant(self, name: str, t: Optional[int] = None):
+        """(scale, zero point) of `name` at step t, or over every step when t is None (one tensor per loop body)."""
+        per_step = self.ranges[name]
+        lo, hi = per_step[t] if t is not None else (min(r[0] for r in per_step), max(r[1] for r in per_step))
+        return _range_quant(lo, hi, False)
+
+
+def _gru_net(seed: int, steps: int, feat: int, hidden: int, classes: int) -> _GruNet:
     rng = np.random.default_rng(seed)
     H = hidden
     wx = rng.normal(0, 1 / np.sqrt(feat), (3 * H, feat)).astype(np.float32)
@@ -228,107 +248,205 @@ def gru_kws(seed: int = 11, steps: int = 16, feat: int = 10, hidden: int = 32, c
     in_scale, in_zp = 1 / 32, 0
     calib = rng.integers(-128, 128, size=(16, steps, feat)).astype(np.float32) * in_scale
 
-    # float pass over the calibration set: the range of every tensor
+    # float pass over the calibration set: the range of every tensor at every step
     ranges: dict = {}
 
-    def seen(name, v):
-        lo, hi = ranges.get(name, (np.inf, -np.inf))
-        ranges[name] = (min(lo, float(v.min())), max(hi, float(v.max())))
+    def seen(name, t, v):
+        per_step = ranges.setdefault(name, [(np.inf, -np.inf)] * (steps if t is not None else 1))
+        k = t or 0
+        per_step[k] = (min(per_step[k][0], float(v.min())), max(per_step[k][1], float(v.max())))
 
     for x in calib:
         h = np.zeros(H, np.float32)
         for t in range(steps):
             xp, hp = wx @ x[t] + bx, wh @ h + bh
-            seen(f"xp{t}", xp)
-            seen(f"hp{t}", hp)
+            seen("xp", t, xp)
+            seen("hp", t, hp)
             zp_, rp = xp[:H] + hp[:H], xp[H:2 * H] + hp[H:2 * H]
-            seen(f"zpre{t}", zp_)
-            seen(f"rpre{t}", rp)
+            seen("zpre", t, zp_)
+            seen("rpre", t, rp)
             z, r = _sigmoid(zp_), _sigmoid(rp)
             rh = r * hp[2 * H:]
-            seen(f"rh{t}", rh)
+            seen("rh", t, rh)
             npre = xp[2 * H:] + rh
-            seen(f"npre{t}", npre)
+            seen("npre", t, npre)
             n = np.tanh(npre)
             zh, omz = z * h, 1 - z
-            seen(f"zh{t}", zh)
-            seen(f"omz{t}", omz)
+            seen("zh", t, zh)
+            seen("omz", t, omz)
             b_ = omz * n
-            seen(f"omzn{t}", b_)
+            seen("omzn", t, b_)
             h = zh + b_
-            seen(f"h{t}", h)
-        seen("logits", wo @ h + bo)
+            seen("h", t, h)
+        seen("logits", None, wo @ h + bo)
+    return _GruNet(wx, wh, bx, bh, wo, bo, (in_scale, in_zp), steps, feat, hidden, classes, ranges)
 
-    def q(name):
-        lo, hi = ranges[name]
-        return _range_quant(lo, hi, False)
+
+class _GruWriter:
+    """Writes GRU steps and the classifier on one builder (the main graph, or a WHILE body): one weight tensor per
+    projection shared by every step (as the converter writes it), one bias per input scale."""
+
+    SIG_Q, TANH_Q = (1 / 256, -128), (1 / 128, 0)
+
+    def __init__(self, mb: ModelBuilder, net: _GruNet):
+        self.mb, self.net, self.made = mb, net, {}
+        self.one = self.axis = None
+
+    def constants(self):
+        """The constant 1 of `1 - z` (written before the initial state, so `gru_kws` stays byte-identical)."""
+        self.one = self.mb.const("one", np.array([[127]], np.int8), scale=1 / 127, zero_point=0)
+
+    def split_axis(self):
+        """The SPLIT axis constant (written after the initial state)."""
+        self.axis = self.mb.const("split_axis", np.array(1, np.int32))
+
+    def fc_weights(self, tag, w, b, x_scale):
+        ws = float(np.abs(w).max()) / 127
+        if tag not in self.made:
+            self.made[tag] = self.mb.const(f"{tag}_w", np.clip(np.round(w / ws), -127, 127).astype(np.int8),
+                                           scale=ws)
+        key = (tag, x_scale)
+        if key not in self.made:
+            self.made[key] = self.mb.const(f"{tag}_b{len(self.made)}", np.round(b / (x_scale * ws)).astype(np.int32),
+                                           scale=x_scale * ws)
+        return self.made[tag], self.made[key]
+
+    def tensor(self, name, shape, sq):
+        return self.mb.tensor(name, shape, "int8", sq[0], sq[1])
+
+    def step(self, xt, h, h_q, q, sfx):
+        """One GRU step from the input row `xt` and the state `h` (quantization `h_q`); `q(name)` gives the
+        quantization of the step's tensors, `sfx` suffixes their names. Returns (new state, its quantization)."""
+        mb, net, tensor, H = self.mb, self.net, self.tensor, self.net.hidden
+        wq, bq = self.fc_weights("fx", net.wx, net.bx, net.in_q[0])
+        xp = tensor(f"xp{sfx}", (1, 3 * H), q("xp"))
+        mb.op("FULLY_CONNECTED", [xt, wq, bq], [xp], ops.FullyConnected())
+        wq, bq = self.fc_weights("fh", net.wh, net.bh, h_q[0])
+        hp = tensor(f"hp{sfx}", (1, 3 * H), q("hp"))
+        mb.op("FULLY_CONNECTED", [h, wq, bq], [hp], ops.FullyConnected())
+        xs = [tensor(f"x{g}{sfx}", (1, H), q("xp")) for g in "zrn"]
+        hs = [tensor(f"h{g}{sfx}", (1, H), q("hp")) for g in "zrn"]
+        mb.op("SPLIT", [self.axis, xp], xs, ops.Split(num_splits=3))
+        mb.op("SPLIT", [self.axis, hp], hs, ops.Split(num_splits=3))
+        zpre, rpre = tensor(f"zpre{sfx}", (1, H), q("zpre")), tensor(f"rpre{sfx}", (1, H), q("rpre"))
+        mb.op("ADD", [xs[0], hs[0]], [zpre], ops.Elementwise())
+        mb.op("ADD", [xs[1], hs[1]], [rpre], ops.Elementwise())
+        z, r = tensor(f"z{sfx}", (1, H), self.SIG_Q), tensor(f"r{sfx}", (1, H), self.SIG_Q)
+        mb.op("LOGISTIC", [zpre], [z])
+        mb.op("LOGISTIC", [rpre], [r])
+        rh = tensor(f"rh{sfx}", (1, H), q("rh"))
+        mb.op("MUL", [r, hs[2]], [rh], ops.Elementwise())
+        npre = tensor(f"npre{sfx}", (1, H), q("npre"))
+        mb.op("ADD", [xs[2], rh], [npre], ops.Elementwise())
+        n = tensor(f"n{sfx}", (1, H), self.TANH_Q)
+        mb.op("TANH", [npre], [n])
+        zh = tensor(f"zh{sfx}", (1, H), q("zh"))
+        mb.op("MUL", [z, h], [zh], ops.Elementwise())
+        omz = tensor(f"omz{sfx}", (1, H), q("omz"))
+        mb.op("SUB", [self.one, z], [omz], ops.Elementwise())
+        omzn = tensor(f"omzn{sfx}", (1, H), q("omzn"))
+        mb.op("MUL", [omz, n], [omzn], ops.Elementwise())
+        hn_q = q("h")
+        hn = tensor(f"h{sfx}", (1, H), hn_q)
+        mb.op("ADD", [zh, omzn], [hn], ops.Elementwise())
+        return hn, hn_q
+
+    def classifier(self, h, h_q):
+        """FULLY_CONNECTED to the classes and SOFTMAX; marks the probabilities as the model's output."""
+        net = self.net
+        wq, bq = self.fc_weights("out", net.wo, net.bo, h_q[0])
+        logits = self.tensor("logits", (1, net.classes), net.quant("logits", 0))
+        self.mb.op("FULLY_CONNECTED", [h, wq, bq], [logits], ops.FullyConnected())
+        prob = self.tensor("prob", (1, net.classes), (1 / 256, -128))
+        self.mb.op("SOFTMAX", [logits], [prob], ops.Softmax(beta=1.0))
+        self.mb.output(prob)
+
+
+def gru_kws(seed: int = 11, steps: int = 16, feat: int = 10, hidden: int = 32, classes: int = 12,
+            form: str = "unrolled", shared_quant: Optional[bool] = None) -> bytes:
+    """A GRU keyword spotter (the seed talk's KWS with GRU) as TFLite converts a Keras GRU (reset_after).
+
+    form="unrolled" (`unroll=True`): per time step a STRIDED_SLICE of the input, two FULLY_CONNECTED (input and
+    state projections, 3 x hidden each), SPLITs into the z / r / n gates, ADD + LOGISTIC for z and r, MUL + ADD +
+    TANH for n, and h = z * h + (1 - z) * n (MUL, SUB from a constant 1, MUL, ADD); then a FULLY_CONNECTED
+    classifier and SOFTMAX. The initial state is a constant zero tensor. Calibrated in float on random sequences
+    like `build_int8`; every step's tensors get their own quantization (the state's too) unless `shared_quant`.
+
+    form="while" (the converter's loop form): WHILE over (int32 counter i from 0, the input, h); the condition
+    subgraph is `i < steps`, the body GATHERs row i of the input (tflite-micro refuses a STRIDED_SLICE with
+    non-constant bounds) and computes one step as above; the classifier follows the loop. A loop body has one
+    tensor per value for every iteration, so each tensor's quantization covers its range over all steps and the
+    state keeps one quantization from the initial zeros to the last step (`shared_quant` is always true).
+    Same seed -> same float weights and calibration in both forms; `shared_quant=True` makes the unrolled form
+    quantized exactly like the WHILE form (same int8 outputs)."""
+    if form not in ("unrolled", "while"):
+        raise ValueError(f"gru_kws: form must be 'unrolled' or 'while', not {form!r}")
+    if shared_quant is None:
+        shared_quant = form == "while"
+    if form == "while" and not shared_quant:
+        raise ValueError("gru_kws: a WHILE body has one quantization per tensor for every step (shared_quant)")
+    net = _gru_net(seed, steps, feat, hidden, classes)
+    in_scale, in_zp = net.in_q
+    H = hidden
+    h0_q = net.quant("h") if shared_quant else (1 / 128, 0)
+    h0_data = np.full((1, H), h0_q[1], np.int8)  # the real value 0
+
+    if form == "while":
+        return _gru_kws_while(net, h0_q, h0_data)
 
     mb = ModelBuilder(description="specializer.zoo gru_kws")
     x = mb.input("input", (1, steps, feat), "int8", in_scale, in_zp)
-
-    made: dict = {}
-
-    def fc_weights(tag, w, b, x_scale):
-        """One weight tensor for every step (the converter shares it); a bias per input scale."""
-        ws = float(np.abs(w).max()) / 127
-        if tag not in made:
-            made[tag] = mb.const(f"{tag}_w", np.clip(np.round(w / ws), -127, 127).astype(np.int8), scale=ws)
-        key = (tag, x_scale)
-        if key not in made:
-            made[key] = mb.const(f"{tag}_b{len(made)}", np.round(b / (x_scale * ws)).astype(np.int32),
-                                 scale=x_scale * ws)
-        return made[tag], made[key]
-
-    def tensor(name, shape, sq):
-        return mb.tensor(name, shape, "int8", sq[0], sq[1])
-
-    one = mb.const("one", np.array([[127]], np.int8), scale=1 / 127, zero_point=0)
-    h_q = (1 / 128, 0)
-    h = mb.const("h0", np.zeros((1, H), np.int8), scale=h_q[0], zero_point=h_q[1])
-    sig_q, tanh_q = (1 / 256, -128), (1 / 128, 0)
-    axis = mb.const("split_axis", np.array(1, np.int32))
+    w = _GruWriter(mb, net)
+    w.constants()
+    h, h_q = mb.const("h0", h0_data, scale=h0_q[0], zero_point=h0_q[1]), h0_q
+    w.split_axis()
     for t in range(steps):
-        xt = tensor(f"x{t}", (1, feat), (in_scale, in_zp))
+        xt = w.tensor(f"x{t}", (1, feat), (in_scale, in_zp))
         mb.op("STRIDED_SLICE", [x, mb.const(f"b{t}", np.array([0, t, 0], np.int32)),
                                 mb.const(f"e{t}", np.array([1, t + 1, feat], np.int32)),
                                 mb.const(f"s{t}", np.array([1, 1, 1], np.int32))], [xt],
               ops.StridedSlice(shrink_axis_mask=2))
-        wq, bq = fc_weights("fx", wx, bx, in_scale)
-        xp = tensor(f"xp{t}", (1, 3 * H), q(f"xp{t}"))
-        mb.op("FULLY_CONNECTED", [xt, wq, bq], [xp], ops.FullyConnected())
-        wq, bq = fc_weights("fh", wh, bh, h_q[0])
-        hp = tensor(f"hp{t}", (1, 3 * H), q(f"hp{t}"))
-        mb.op("FULLY_CONNECTED", [h, wq, bq], [hp], ops.FullyConnected())
-        xs = [tensor(f"x{g}{t}", (1, H), q(f"xp{t}")) for g in "zrn"]
-        hs = [tensor(f"h{g}{t}", (1, H), q(f"hp{t}")) for g in "zrn"]
-        mb.op("SPLIT", [axis, xp], xs, ops.Split(num_splits=3))
-        mb.op("SPLIT", [axis, hp], hs, ops.Split(num_splits=3))
-        zpre, rpre = tensor(f"zpre{t}", (1, H), q(f"zpre{t}")), tensor(f"rpre{t}", (1, H), q(f"rpre{t}"))
-        mb.op("ADD", [xs[0], hs[0]], [zpre], ops.Elementwise())
-        mb.op("ADD", [xs[1], hs[1]], [rpre], ops.Elementwise())
-        z, r = tensor(f"z{t}", (1, H), sig_q), tensor(f"r{t}", (1, H), sig_q)
-        mb.op("LOGISTIC", [zpre], [z])
-        mb.op("LOGISTIC", [rpre], [r])
-        rh = tensor(f"rh{t}", (1, H), q(f"rh{t}"))
-        mb.op("MUL", [r, hs[2]], [rh], ops.Elementwise())
-        npre = tensor(f"npre{t}", (1, H), q(f"npre{t}"))
-        mb.op("ADD", [xs[2], rh], [npre], ops.Elementwise())
-        n = tensor(f"n{t}", (1, H), tanh_q)
-        mb.op("TANH", [npre], [n])
-        zh = tensor(f"zh{t}", (1, H), q(f"zh{t}"))
-        mb.op("MUL", [z, h], [zh], ops.Elementwise())
-        omz = tensor(f"omz{t}", (1, H), q(f"omz{t}"))
-        mb.op("SUB", [one, z], [omz], ops.Elementwise())
-        omzn = tensor(f"omzn{t}", (1, H), q(f"omzn{t}"))
-        mb.op("MUL", [omz, n], [omzn], ops.Elementwise())
-        h_q = q(f"h{t}")
-        hn = tensor(f"h{t}", (1, H), h_q)
-        mb.op("ADD", [zh, omzn], [hn], ops.Elementwise())
-        h = hn
-    wq, bq = fc_weights("out", wo, bo, h_q[0])
-    logits = tensor("logits", (1, classes), q("logits"))
-    mb.op("FULLY_CONNECTED", [h, wq, bq], [logits], ops.FullyConnected())
-    prob = tensor("prob", (1, classes), (1 / 256, -128))
-    mb.op("SOFTMAX", [logits], [prob], ops.Softmax(beta=1.0))
-    mb.output(prob)
+        h, h_q = w.step(xt, h, h_q, (lambda name, t=t: net.quant(name, None if shared_quant else t)), t)
+    w.classifier(h, h_q)
     return mb.build()
+
+
+def _gru_kws_while(net: _GruNet, h_q, h0_data) -> bytes:
+    steps, feat, H = net.steps, net.feat, net.hidden
+    mb = ModelBuilder(description="specializer.zoo gru_kws_while")
+    x = mb.input("input", (1, steps, feat), "int8", *net.in_q)
+    i0 = mb.const("i0", np.array(0, np.int32))
+    h0 = mb.const("h0", h0_data, scale=h_q[0], zero_point=h_q[1])
+    loop_vars = [("i", (), "int32", None), ("input", (1, steps, feat), "int8", net.in_q), ("h", (1, H), "int8", h_q)]
+
+    def params(sub):
+        return [sub.tensor(nm, shp, dt, *(qq or (None, None))) for nm, shp, dt, qq in loop_vars]
+
+    cond = mb.subgraph("gru_cond")
+    ci = params(cond)
+    flag = cond.tensor("i_lt_steps", (), "bool")
+    cond.raw_op("LESS", [ci[0], cond.const("steps", np.array(steps, np.int32))], [flag])
+    cond.inputs, cond.outputs = ci, [flag]
+
+    body = mb.subgraph("gru_body")
+    bi, bx, bh = params(body)
+    inext = body.tensor("i_next", (), "int32")
+    body.op("ADD", [bi, body.const("one_step", np.array(1, np.int32))], [inext], ops.Elementwise())
+    xt = body.tensor("x_t", (1, feat), "int8", *net.in_q)
+    body.op("GATHER", [bx, bi], [xt], ops.Gather(axis=1))
+    w = _GruWriter(body, net)
+    w.constants()
+    w.split_axis()
+    hn, hn_q = w.step(xt, bh, h_q, net.quant, "_t")
+    assert hn_q == h_q
+    body.inputs, body.outputs = [bi, bx, bh], [inext, bx, hn]
+
+    outs = [mb.tensor(f"{nm}_out", shp, dt, *(qq or (None, None))) for nm, shp, dt, qq in loop_vars]
+    mb.control_op("WHILE", [i0, x, h0], outs, cond=cond, body=body)
+    _GruWriter(mb, net).classifier(outs[2], h_q)
+    return mb.build()
+
+
+def gru_kws_while(seed: int = 11, steps: int = 16, feat: int = 10, hidden: int = 32, classes: int = 12) -> bytes:
+    """`gru_kws` in the converter's WHILE form (see `gru_kws`, form="while")."""
+    return gru_kws(seed, steps, feat, hidden, classes, form="while")
