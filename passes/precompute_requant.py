@@ -265,7 +265,7 @@ def _add_sub_requant(g: Graph, op: Op) -> Optional[Requant]:
     if ts is None:
         return None
     s1, s2, so = (float(t.quant.s) for t in ts)
-    left = 20
+    left = 15 if ts[-1].dtype == "int16" else 20  # int16x8: TFLM shifts the inputs left by 15
     twice = 2 * max(s1, s2)
     r1, r2 = s1 / twice, s2 / twice
     ro = twice / ((1 << left) * so)

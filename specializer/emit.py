@@ -7,8 +7,8 @@ How it works
 2. Alias ops (RESHAPE & co. after `eliminate_reshapes`) emit nothing: their tensors share the arena bytes.
 3. The header is the public contract of DESIGN.md §2: arena size/alignment macros, per-input/output size,
    scale and zero point, and the three functions. Float-I/O models get `float *` accessors; int32 outputs
-   (ARG_MAX/ARG_MIN indices) an `int32_t *` accessor, or `void *` when they mix with int8 outputs (then
-   <NAME>_OUTPUT<i>_IS_INT32 marks the int32 ones).
+   (ARG_MAX/ARG_MIN indices) an `int32_t *` accessor, int16 ones (int16x8 models) an `int16_t *` accessor,
+   or `void *` when integer types mix (then <NAME>_OUTPUT<i>_IS_INT32 / _IS_INT16 mark the int32 / int16 ones).
 4. Output is deterministic: the same graph gives byte-identical files (no dates, sorted iteration only).
 5. `SPZ_PROFILE_MARK(i)` brackets every layer; it expands to nothing unless the benchmark harness defines
    SPZ_PROFILE (then the simulator attributes cycles per layer).
@@ -222,21 +222,24 @@ def emit_library(g: Graph, prefix: str, core: Any = None, *,
 
 
 def io_ctype(g: Graph, tids) -> str:
-    """The C type of the input (or output) accessor: int8_t, float, int32_t (ARG_MAX/ARG_MIN outputs), or void
-    when int8 and int32 outputs mix (<NAME>_OUTPUT<i>_IS_INT32 says which are which)."""
+    """The C type of the input (or output) accessor: int8_t, int16_t (int16x8 models), float, int32_t
+    (ARG_MAX/ARG_MIN outputs), or void when integer types mix (<NAME>_OUTPUT<i>_IS_INT32 / _IS_INT16 say which
+    are which)."""
     kinds = {g.t(t).dtype for t in tids}
     if kinds == {"float32"}:
         return "float"
     if kinds <= {"int8"}:
         return "int8_t"
+    if kinds == {"int16"}:
+        return "int16_t"
     if kinds == {"int32"}:
         return "int32_t"
-    if kinds == {"int8", "int32"}:
+    if len(kinds) > 1 and kinds <= {"int8", "int16", "int32"}:
         return "void"
     from .errors import UnsupportedTypeError
 
     raise UnsupportedTypeError("model inputs (or outputs) mix types " + ", ".join(sorted(kinds))
-                               + "; all must be int8, or all float32 (int8 outputs may mix with int32 indices)")
+                               + "; all must be integer (int8, int16, int32 indices), or all float32")
 
 
 def _header(g: Graph, prefix: str, up: str) -> str:
@@ -264,6 +267,8 @@ def _header(g: Graph, prefix: str, up: str) -> str:
                 L.append(f"#define {up}_{kind}{i}_IS_FLOAT 1")
             if t.dtype == "int32":
                 L.append(f"#define {up}_{kind}{i}_IS_INT32 1 /* int32_t indices (ARG_MAX/ARG_MIN) */")
+            if t.dtype == "int16":
+                L.append(f"#define {up}_{kind}{i}_IS_INT16 1 /* int16_t (int16x8) */")
     L += ["",
           "/* `arena` is caller-owned, " + f"{up}_ARENA_SIZE bytes, aligned to {up}_ARENA_ALIGN. Inputs and outputs",
           " * live inside it. Nothing else is global: two arenas are two independent instances. */",

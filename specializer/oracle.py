@@ -51,12 +51,17 @@ def run_tflm_stream(model: Union[bytes, str, os.PathLike], frames: Sequence[Sequ
 
 def random_inputs(result, rng: np.random.Generator, narrow: bool = False) -> list[np.ndarray]:
     """Random inputs for a CompileResult's inputs: int8 uniform over the whole range, or (narrow) within 24 of the
-    input zero point so that classifiers do not saturate; float32 inputs uniform in +-60 (narrow: +-4)."""
+    input zero point so that classifiers do not saturate (int16: the same, x256); float32 inputs uniform in +-60
+    (narrow: +-4)."""
     xs = []
     for io in result.inputs:
         if io.dtype == "float32":
             lim = 4.0 if narrow else 60.0
             xs.append(rng.uniform(-lim, lim, size=io.shape).astype(np.float32))
+        elif io.dtype == "int16":  # int16x8 inputs: the whole range, or (narrow) within 24 * 256 of the zp
+            zp = io.zero_point or 0
+            lo, hi = (max(-32768, zp - 6144), min(32767, zp + 6144)) if narrow else (-32768, 32767)
+            xs.append(rng.integers(lo, hi + 1, size=io.shape).astype(np.int16))
         else:
             zp = io.zero_point or 0
             lo, hi = (max(-128, zp - 24), min(127, zp + 24)) if narrow else (-128, 127)

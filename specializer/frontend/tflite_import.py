@@ -10,9 +10,9 @@ How it works
    `specializer.ops` through the `OP_SPECS` table (the writer uses the same table).
 3. Tensors become `ir.Tensor`s: constants carry read-only numpy data (little-endian), quantization becomes `Quant`.
 4. `check_types(graph)` enforces the int8 contract: int8 activations; float32 only at QUANTIZE inputs /
-   DEQUANTIZE outputs; int16 only on LSTM and SVDF state; int32 biases and ARG_MAX/ARG_MIN indices (int64
-   indices or axes are refused as TFLM refuses them); float and hybrid SVDF are named as such; anything else
-   is an `UnsupportedTypeError`.
+   DEQUANTIZE outputs; int16 only on LSTM and SVDF state and the int16x8 ops (INT16_OPS); int32 biases and
+   ARG_MAX/ARG_MIN indices (int64 indices or axes are refused as TFLM refuses them); float and hybrid SVDF are
+   named as such; anything else is an `UnsupportedTypeError`.
 """
 from __future__ import annotations
 
@@ -342,6 +342,12 @@ def _check_svdf_types(g: Graph, op: Op, where: str) -> None:
                                "(\"activation_state->is_variable != true\")")
 
 
+# ops whose int16 activations (TFLite's int16x8 mode) have kernels
+INT16_OPS = ("QUANTIZE", "DEQUANTIZE", "FULLY_CONNECTED", "ADD", "SUB", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
+             "TRANSPOSE", "STRIDED_SLICE", "SPLIT", "SPLIT_V",
+             "CONCATENATION")
+
+
 def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) -> None:
     desc = f"{role} {pos} '{t.name}' (#{t.id})"
     if t.dtype == "int8" and t.quant is not None and not all(-128 <= z <= 127 for z in t.quant.zero_point):
@@ -366,6 +372,10 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
         return
     if t.dtype == "int16" and op.kind == "UNIDIRECTIONAL_SEQUENCE_LSTM":
         return
+    if t.dtype == "int16" and op.kind in INT16_OPS:  # int16x8: 16-bit activations
+        if t.quant is None:
+            raise UnsupportedTypeError(f"{where}: {desc} is int16 without quantization parameters")
+        return
     if t.dtype == "int16" and op.kind == "SVDF" and role == "input" and pos == 4:  # the state
         return
     if t.dtype == "int32" and op.kind in ("RESHAPE",) and role == "input" and pos == 1:
@@ -378,5 +388,6 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
                                        "only (it fails with \"Only int32_t are supported currently, got INT64\")")
     raise UnsupportedTypeError(
         f"{where}: {desc} is {t.dtype}; only int8 activations are supported "
-        "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM and SVDF state, int32 only as "
+        "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM and SVDF state and the "
+        f"int16x8 ops {', '.join(INT16_OPS)}, int32 only as "
         "ARG_MAX/ARG_MIN indices)")

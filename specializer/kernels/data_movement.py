@@ -24,6 +24,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..ir import DTYPE_BYTES
 from ..registry import KernelEntry
 
 MAX_RANK = 5  # the strided gather and PAD work in 5 dimensions (TFLM's PAD/TRANSPOSE limit)
@@ -54,7 +55,11 @@ def _prod(xs) -> int:
     return n
 
 
-def _int8_io(g, op, data_inputs=(0,)) -> Optional[str]:
+def _int8_io(g, op, data_inputs=(0,), int16: bool = False) -> Optional[str]:
+    """None when the data inputs and outputs are int8 (or, with `int16`, all int16: the int16x8 copies)."""
+    if int16 and all(op.input(p) is not None and g.t(op.input(p)).dtype == "int16" for p in data_inputs) \
+            and all(g.t(o).dtype == "int16" for o in op.outputs):
+        return None
     for pos in data_inputs:
         tid = op.input(pos)
         if tid is None:
@@ -91,7 +96,7 @@ def _emit_gather(ctx, tid_in: int, tid_out: int, geo) -> None:
     if out.size == 0:
         ctx.call(f"/* output %{tid_out} is empty */")
         return
-    fn = ctx.fn(template="strided_copy_s8.c.in")
+    fn = ctx.fn(template="strided_copy_s8.c.in", T="int16_t" if out.dtype == "int16" else "int8_t")
     p = ctx.sym(f"p{tid_out}")
     ctx.static(f"static const {fn}_params {p} = {{ {{ {', '.join(map(str, dims))} }}, "
                f"{{ {', '.join(map(str, strides))} }}, {base} }};")
@@ -204,7 +209,7 @@ def _concat_axis(g, op) -> int:
 
 
 def _reject_concat(g, op, core):
-    why = _int8_io(g, op, range(len(op.inputs)))
+    why = _int8_io(g, op, range(len(op.inputs)), int16=True)
     if why:
         return why
     if op.attrs.activation != "NONE":
@@ -246,11 +251,17 @@ def _emit_chunks(ctx, outer: int, chunks) -> None:
         return
     fn = ctx.fn(template="concat_s8.c.in")
     p = ctx.sym("p")
-    csym = ctx.weights(np.asarray(chunks, dtype=np.int32))
+    esize = DTYPE_BYTES[y.dtype]  # int16x8 CONCATENATION copies 2-byte elements: chunks in bytes
+    csym = ctx.weights(np.asarray([c * esize for c in chunks], dtype=np.int32))
     ctx.static(f"static const {fn}_params {p} = {{ {outer}, {len(chunks)} }};")
-    ptrs = ", ".join(ctx.ptr(t) for t in op.inputs)
+    if esize == 1:
+        ptrs = ", ".join(ctx.ptr(t) for t in op.inputs)
+        out = ctx.ptr(y.id)
+    else:
+        ptrs = ", ".join(f"(const int8_t *){ctx.ptr(t)}" for t in op.inputs)
+        out = f"(int8_t *){ctx.ptr(y.id)}"
     ctx.call(f"{{\n    const int8_t *const ins[{len(chunks)}] = {{ {ptrs} }};\n"
-             f"    {fn}(&{p}, ins, {csym}, {ctx.ptr(y.id)});\n}}")
+             f"    {fn}(&{p}, ins, {csym}, {out});\n}}")
 
 
 CONCAT = KernelEntry(name="concat_s8", ops=("CONCATENATION",), template="concat_s8.c.in", emit=_emit_concat,
@@ -325,7 +336,7 @@ def _transpose_geometry(g, op):
 
 
 def _reject_transpose(g, op, core):
-    why = _int8_io(g, op)
+    why = _int8_io(g, op, int16=True)
     if why:
         return why
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
@@ -400,7 +411,7 @@ def _slice_plan(g, op):
 
 
 def _reject_strided_slice(g, op, core):
-    why = _int8_io(g, op)
+    why = _int8_io(g, op, int16=True)
     if why:
         return why
     a = op.attrs
@@ -458,7 +469,7 @@ def _split_axis(g, op) -> Optional[int]:
 
 def _reject_split(g, op, core):
     d, a = _split_parts(op)
-    why = _int8_io(g, op, (d,))
+    why = _int8_io(g, op, (d,), int16=True)
     if why:
         return why
     x = g.t(op.inputs[d])

@@ -8,7 +8,9 @@ How it works
    (0 = broadcast), so the same-shape case is one flat loop and any broadcast TFLM accepts runs too.
 2. ADD/SUB follow TFLM's quantized path (inputs shifted left by 20, scaled by s_i / 2 max(s1, s2), summed or
    subtracted, scaled to the output; `passes.precompute_requant.AddSubRequant`), MUL multiplies the offset
-   inputs and applies s1 s2 / s_out; their fused activation is `op.clamp` (CLAMPING_OPS). MAXIMUM/MINIMUM
+   inputs and applies s1 s2 / s_out; their fused activation is `op.clamp` (CLAMPING_OPS). int16x8 ADD/SUB
+   (`add_s16`/`sub_s16`, the same template with T = int16_t) follow TFLM's general int16 path: left shift 15,
+   any zero points; the int8 entries refuse int16 tensors. MAXIMUM/MINIMUM
    compare raw int8 values and ignore quantization, exactly as TFLM's reference kernel. SQUARED_DIFFERENCE
    follows TFLM's int8 path: inputs shifted left by 7 and scaled by s_i / 2 max(s1, s2), the difference squared
    in int32 and scaled by (2 max(s1, s2))^2 / (2^14 s_out) (a multiplier that may exceed 1), no activation.
@@ -133,7 +135,7 @@ def _binary_reject(g, op, core) -> Optional[str]:
 def _emit_binary(ctx):
     op = ctx.op
     a, b, y = ctx.inp(0), ctx.inp(1), ctx.out()
-    fn = ctx.fn(OP=_BINARY[op.kind])
+    fn = ctx.fn(OP=_BINARY[op.kind], T="int16_t" if y.dtype == "int16" else "int8_t")
     dims, s1, s2 = collapse_broadcast(a.shape, b.shape)
     pad = MAX_RANK - len(dims)
     dims, s1, s2 = dims + [1] * pad, s1 + [0] * pad, s2 + [0] * pad
@@ -152,7 +154,7 @@ def _emit_binary(ctx):
         else:
             q[3:10] = [rq.left_shift, rq.in1_multiplier, rq.in1_shift, rq.in2_multiplier, rq.in2_shift,
                        rq.out_multiplier, rq.out_shift]
-        q[10:12] = list(op.clamp)
+        q[10:12] = list(op.clamp)  # the int16 range for int16x8 ADD/SUB
     else:
         q[10:12] = [-128, 127]
     p = ctx.sym("p")
@@ -160,6 +162,33 @@ def _emit_binary(ctx):
     ctx.static(f"static const {fn}_params {p} = {{ {len(dims) - pad}, {arr(dims)}, {arr(s1)}, {arr(s2)}, "
                + ", ".join(str(int(v)) for v in q) + " };")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(a.id)}, {ctx.ptr(b.id)}, {ctx.ptr(y.id)});")
+
+
+def _binary_s16_reject(g, op, core) -> Optional[str]:
+    """int16x8 ADD/SUB: int16 inputs and output, per-tensor quantized (any zero points, as TFLM's general
+    int16 path); the rest as the int8 entries."""
+    if len([i for i in op.inputs if i is not None]) != 2:
+        return "needs two inputs"
+    ts = (g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0]))
+    if {t.dtype for t in ts} != {"int16"}:
+        return f"needs int16 tensors, got {'/'.join(t.dtype for t in ts)}"
+    if any(t.quant is None or t.quant.per_channel for t in ts):
+        return "needs per-tensor quantized int16 tensors"
+    a, b, y = ts
+    out = broadcast_shape(a.shape, b.shape)
+    if out is None:
+        return f"input shapes {a.shape} and {b.shape} do not broadcast"
+    if tuple(out) != tuple(y.shape):
+        return f"output shape {y.shape} is not the broadcast {out} of the inputs"
+    if len(collapse_broadcast(a.shape, b.shape)[0]) > MAX_RANK:
+        return f"broadcast needs more than {MAX_RANK} collapsed dimensions"
+    if y.size == 0:
+        return "empty output"
+    if op.requant is None:
+        return "output scale too small for TFLM's ADD/SUB rescaling (multiplier >= 1)"
+    if op.clamp is None:
+        return "missing output clamp (fused activation not resolved)"
+    return None
 
 
 def _entry(name: str, kind: str) -> KernelEntry:
@@ -173,6 +202,10 @@ MUL = _entry("mul_s8", "MUL")
 MAXIMUM = _entry("maximum_s8", "MAXIMUM")
 MINIMUM = _entry("minimum_s8", "MINIMUM")
 SQUARED_DIFFERENCE = _entry("squared_difference_s8", "SQUARED_DIFFERENCE")
+ADD_S16 = KernelEntry(name="add_s16", ops=("ADD",), template="binary_s8.c.in", emit=_emit_binary,
+                      reject=_binary_s16_reject, inplace=(0, 1))
+SUB_S16 = KernelEntry(name="sub_s16", ops=("SUB",), template="binary_s8.c.in", emit=_emit_binary,
+                      reject=_binary_s16_reject, inplace=(0, 1))
 
 
 # ---- ADD_N ------------------------------------------------------------------------------------------------------
@@ -267,4 +300,4 @@ def _emit_relu(ctx):
 RELU = KernelEntry(name="relu_s8", ops=("RELU", "RELU6", "RELU_N1_TO_1"), template="relu_s8.c.in",
                    emit=_emit_relu, reject=_relu_reject, inplace=(0,))
 
-ENTRIES = (ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, ADD_N, RELU)
+ENTRIES = (ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, ADD_N, RELU, ADD_S16, SUB_S16)

@@ -1,15 +1,15 @@
 """QUANTIZE and DEQUANTIZE kernels (TFLite Micro reference semantics).
 
 How it works
-1. One template (`quantize_s8.c.in`, template argument MODE) covers the three conversions TFLM runs for int8
-   models: float32 -> int8 (AffineQuantize: round half away from zero of the float32 quotient x / scale, plus
-   the zero point, saturated), int8 -> int8 (Requantize: MultiplyByQuantizedMultiplier with s_in / s_out from
-   `passes.precompute_requant`, both zero points, saturated) and int8 -> float32 (Dequantize:
-   scale * (q - zp) in float32).
+1. One template (`quantize_s8.c.in`, template arguments MODE and the element types) covers the conversions
+   TFLM runs for int8 and int16x8 models: float32 -> int8/int16 (AffineQuantize: round half away from zero of
+   the float32 quotient x / scale, plus the zero point, saturated), int8/int16 -> int8/int16 (Requantize:
+   MultiplyByQuantizedMultiplier with s_in / s_out from `passes.precompute_requant`, both zero points,
+   saturated to the output type) and int8/int16 -> float32 (Dequantize: scale * (q - zp) in float32).
 2. A `static const` parameter struct per layer holds size, zero points, multiplier and the float32 scale.
-3. int8 -> int8 works in place (`inplace=(0,)`: element i is read before it is written); the float
-   conversions change the element size and never share a buffer. Other type pairs (int16, uint8, int32,
-   per-channel) are rejected with a one-line reason.
+3. Requantization between equal types works in place (`inplace=(0,)`: element i is read before it is
+   written); the other conversions change the element size and never share a buffer. Other type pairs (uint8,
+   int32, per-channel) are rejected with a one-line reason.
 """
 from __future__ import annotations
 
@@ -17,6 +17,11 @@ from typing import Optional
 
 from ..emit import c_float
 from ..registry import KernelEntry
+
+
+_CT = {"int8": "int8_t", "int16": "int16_t", "float32": "float"}
+_RANGE = {"int8": (-128, 127), "int16": (-32768, 32767)}
+_INTS = ("int8", "int16")
 
 
 def _per_tensor(t) -> bool:
@@ -27,23 +32,25 @@ def _mode(g, op) -> tuple[Optional[str], Optional[str]]:
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     pair = (x.dtype, y.dtype)
     if op.kind == "QUANTIZE":
-        if pair == ("float32", "int8"):
-            mode = "f32_s8"
-        elif pair == ("int8", "int8"):
-            mode = "s8_s8"
+        if x.dtype == "float32" and y.dtype in _INTS:
+            mode = "f32_q"
+        elif x.dtype in _INTS and y.dtype in _INTS:
+            mode = "q_q"
         else:
-            return None, f"QUANTIZE {x.dtype} -> {y.dtype} is not supported (float32 or int8 -> int8 only)"
+            return None, (f"QUANTIZE {x.dtype} -> {y.dtype} is not supported (float32, int8 or int16 -> int8 or "
+                          "int16 only)")
     else:
-        if pair != ("int8", "float32"):
-            return None, f"DEQUANTIZE {x.dtype} -> {y.dtype} is not supported (int8 -> float32 only)"
-        mode = "s8_f32"
-    q_in_needed = mode != "f32_s8"
-    q_out_needed = mode != "s8_f32"
+        if not (x.dtype in _INTS and y.dtype == "float32"):
+            return None, f"DEQUANTIZE {x.dtype} -> {y.dtype} is not supported (int8 or int16 -> float32 only)"
+        mode = "q_f32"
+    del pair
+    q_in_needed = mode != "f32_q"
+    q_out_needed = mode != "q_f32"
     if (q_in_needed and not _per_tensor(x)) or (q_out_needed and not _per_tensor(y)):
-        return None, "needs per-tensor quantization on the int8 side"
+        return None, "needs per-tensor quantization on the integer side"
     if x.size != y.size:
         return None, f"input has {x.size} elements, output {y.size}"
-    if mode == "s8_s8" and op.requant is None:
+    if mode == "q_q" and op.requant is None:
         return None, "missing requantization constants"
     return mode, None
 
@@ -54,18 +61,24 @@ def _reject(g, op, core) -> Optional[str]:
 
 def _reject_inplace(g, op, core) -> Optional[str]:
     mode, why = _mode(g, op)
-    return why if why else (None if mode == "s8_s8" else "not an int8 -> int8 requantization")
+    if why:
+        return why
+    same = g.t(op.inputs[0]).dtype == g.t(op.outputs[0]).dtype
+    return None if (mode == "q_q" and same) else "not a requantization between equal integer types"
 
 
 def _emit(ctx):
     op = ctx.op
     x, y = ctx.inp(0), ctx.out()
     mode, _ = _mode(ctx.g, op)
-    fn = ctx.fn(MODE=mode)
-    in_zp = x.quant.zp if mode != "f32_s8" else 0
-    out_zp = y.quant.zp if mode != "s8_f32" else 0
-    m, s = (op.requant.multiplier[0], op.requant.shift[0]) if mode == "s8_s8" else (0, 0)
-    scale = y.quant.s if mode == "f32_s8" else (x.quant.s if mode == "s8_f32" else 1.0)
+    args = {"MODE": mode, "IN_T": _CT[x.dtype], "OUT_T": _CT[y.dtype]}
+    if mode != "q_f32":
+        args["QMIN"], args["QMAX"] = _RANGE[y.dtype]
+    fn = ctx.fn(**args)
+    in_zp = x.quant.zp if mode != "f32_q" else 0
+    out_zp = y.quant.zp if mode != "q_f32" else 0
+    m, s = (op.requant.multiplier[0], op.requant.shift[0]) if mode == "q_q" else (0, 0)
+    scale = y.quant.s if mode == "f32_q" else (x.quant.s if mode == "q_f32" else 1.0)
     p = ctx.sym("p")
     ctx.static(f"static const {fn}_params {p} = {{ {x.size}, {in_zp}, {out_zp}, {m}, {s}, {c_float(scale)} }};")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
