@@ -53,6 +53,7 @@ class BandStep:
     s_op: int = -1  # shortcut sub-layer (-1: none)
     s_x_row: int = -1  # first row of x it reads
     a_op: int = -1  # residual ADD sub-layer (-1: not a residual block)
+    s_at: int = -1  # byte offset in the band where S writes its rows (band rows C no longer needs), -1: S's buffer
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class BandedPair:
     s_index: int = -1
     s_macs: int = 0
     res_pos: int = 0  # the ADD input that takes C's output
+    s_in_band: bool = False  # every step's shortcut rows fit in band rows the next step does not keep
 
     @property
     def macs(self) -> int:
@@ -91,7 +93,7 @@ class BandedPair:
 
     @property
     def s_out_bytes(self) -> int:
-        return (self.rows * self.y_row_bytes + 3) // 4 * 4 if self.s_index >= 0 else 0
+        return (self.rows * self.y_row_bytes + 3) // 4 * 4 if self.s_index >= 0 and not self.s_in_band else 0
 
     def __repr__(self) -> str:  # the sub-graph is large: dumps show the schedule's size only
         res = (f" + ADD #{self.a_index}" + (f" (shortcut #{self.s_index})" if self.s_index >= 0 else " (identity)")
@@ -296,9 +298,22 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1
         op = dataclasses.replace(op, kernel=dataclasses.replace(k, scratch_bytes=int(e.scratch_bytes(sub, op))))
         chosen.append(op)
     sub = sub.with_ops(chosen).prune()
+    row_bytes = w_ * cm * DTYPE_BYTES[m.dtype]
+    band_rows = max(r["hi"] - r["lo"] for r in sched)
+    if s is not None:  # the shortcut's rows go where the band holds rows C has read and the next step drops
+        need = rows * ow * cout * DTYPE_BYTES[yy.dtype]
+        for k, r in enumerate(sched):
+            used = r["hi"] - r["lo"]
+            drop = min(sched[k + 1]["keep_from"] if k + 1 < len(sched) else used, band_rows)
+            if drop * row_bytes >= need:
+                r["s_at"] = 0
+            elif (band_rows - used) * row_bytes >= need:
+                r["s_at"] = used * row_bytes
+    s_in_band = s is not None and all("s_at" in r for r in sched)
     steps = tuple(BandStep(r["oy"], r["keep_from"], r["keep"], r.get("x_row", -1), r.get("p_op", -1), r["p_at"],
                            c_of[(r["hi"] - r["lo"], r["ptop"], r["pbot"], r["n"])], r["n"], r.get("s_op", -1),
-                           r.get("s_x_row", -1), r.get("a_op", -1)) for r in sched)
+                           r.get("s_x_row", -1), r.get("a_op", -1), r.get("s_at", -1) if s_in_band else -1)
+                  for r in sched)
     from specializer.api import op_macs
 
     attrs = BandedPair(sub=sub, steps=steps, p_index=p.index, c_index=c.index, row_bytes=w_ * cm * DTYPE_BYTES[m.dtype],
@@ -306,7 +321,7 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1
                        y_row_bytes=ow * cout * DTYPE_BYTES[yy.dtype], p_macs=op_macs(g, p),
                        c_macs=op_macs(g, c), rows=rows, a_index=a.index if a is not None else -1,
                        s_index=s.index if s is not None else -1, s_macs=op_macs(g, s) if s is not None else 0,
-                       res_pos=res_pos)
+                       res_pos=res_pos, s_in_band=s_in_band)
     band = attrs.band_rows * attrs.row_bytes
     scratch = ((band + 3) // 4 * 4 + attrs.c_out_bytes + attrs.s_out_bytes
                + max((op.kernel.scratch_bytes for op in sub.ops), default=0))
@@ -379,13 +394,14 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
 
 
 SEG = 8  # output pixels per buffer row of the convolution sub-layers' "seg" form
+RELAX_SLACK = 1.01  # a faster band form may take the arena up to 1% above the smallest plan
 PREFERENCE = tuple((inh, r) for inh in (True, "seg", False) for r in sorted(ROWS, reverse=True))  # faster first
 
 
 def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
     """Once every fusion is made the arena's peak is known: each band takes the fastest form (its layers' own
-    variants, more rows per step, row segments) that keeps the arena where it will be once the other layers'
-    variants are chosen again (`rechoose`: what rechoose_variants will do)."""
+    variants, more rows per step, row segments) that keeps the arena within RELAX_SLACK of where it will be once
+    the other layers' variants are chosen again (`rechoose`: what rechoose_variants will do)."""
     from specializer.passes.plan_memory import plan_memory
 
     if not chosen:
@@ -403,7 +419,7 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
             # residual blocks: checked after the other layers' variants are chosen again (their scratch moves
             # the peak); pairs: against the plan as it stands (one choose_variants per trial is too slow on
             # models with dozens of bands)
-            if plan_memory(rechoose(trial) if a is not None else trial).memory_plan.arena_size <= arena:
+            if plan_memory(rechoose(trial) if a is not None else trial).memory_plan.arena_size <= arena * RELAX_SLACK:
                 g = trial
                 break
     return g

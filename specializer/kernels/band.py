@@ -81,9 +81,9 @@ def emit(ctx):
         if residual:
             if s.s_op >= 0:
                 code, i, o = calls[s.s_op]
+                res_at = f"{band + s.s_at}" if a.s_in_band else f"{s_rows}"
                 out.append(code.replace(f"@{i[0]}@", lin(x_off, s.s_x_row, d["s"], a.x_row_bytes, var))
-                           .replace(f"@{o}@", f"{s_rows}"))
-                res_at = f"{s_rows}"
+                           .replace(f"@{o}@", res_at))
             else:  # identity shortcut: the block input's rows, same shape as the output
                 res_at = lin(x_off, s.oy, d["y"], a.x_row_bytes, var)
             code, i, o = calls[s.a_op]
@@ -120,8 +120,8 @@ def emit(ctx):
 
 
 def _same_shape(s, t) -> bool:
-    return (s.keep_from, s.keep, s.p_op, s.p_at, s.c_op, s.n, s.s_op, s.a_op) == \
-        (t.keep_from, t.keep, t.p_op, t.p_at, t.c_op, t.n, t.s_op, t.a_op)
+    return (s.keep_from, s.keep, s.p_op, s.p_at, s.c_op, s.n, s.s_op, s.a_op, s.s_at) == \
+        (t.keep_from, t.keep, t.p_op, t.p_at, t.c_op, t.n, t.s_op, t.a_op, t.s_at)
 
 
 def _linear(first, s, k: int, d: dict) -> bool:
