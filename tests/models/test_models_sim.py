@@ -37,7 +37,7 @@ def test_model_bitexact_in_simulator(name, core, tmp_path):
 
 def test_resnet8_ram_build_bitexact_in_simulator(tmp_path):
     """`--optimize ram`: both residual stages in row bands, outputs over inputs; the reference pair, and the
-    RAM issue #7 asks for (0.35x of TFLM + CMSIS-NN's 59,128 B)."""
+    RAM issue #7 asks for (0.35x of the smaller of TFLM + CMSIS-NN's two builds, 57,820 B)."""
     from specializer.bench import bench_model
 
     name = "mlperf_ic_resnet8"
@@ -46,4 +46,4 @@ def test_resnet8_ram_build_bitexact_in_simulator(tmp_path):
                       optimize="ram")
     got = [bytes.fromhex(h) for h in rep.output_hex]
     assert np.array_equal(np.frombuffer(got[0], dtype=outs[0].dtype).reshape(outs[0].shape), outs[0])
-    assert rep.ram_total <= 0.35 * 59_128
+    assert rep.ram_total <= 0.35 * 57_820
