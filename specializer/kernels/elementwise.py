@@ -96,6 +96,20 @@ def _int8_quant_reason(ts) -> Optional[str]:
     return None
 
 
+def _shape_reason(a, b, y):
+    """Why a binary layer's shapes do not suit the broadcasting kernel (None: they do)."""
+    out = broadcast_shape(a.shape, b.shape)
+    if out is None:
+        return f"input shapes {a.shape} and {b.shape} do not broadcast"
+    if tuple(out) != tuple(y.shape):
+        return f"output shape {y.shape} is not the broadcast {out} of the inputs"
+    if len(collapse_broadcast(a.shape, b.shape)[0]) > MAX_RANK:
+        return f"broadcast needs more than {MAX_RANK} collapsed dimensions"
+    if y.size == 0:
+        return "empty output"
+    return None
+
+
 def _binary_reject(g, op, core) -> Optional[str]:
     if len([i for i in op.inputs if i is not None]) != 2:
         return "needs two inputs"
@@ -107,15 +121,9 @@ def _binary_reject(g, op, core) -> Optional[str]:
         why = _int8_quant_reason((a, b, y))
         if why:
             return why
-    out = broadcast_shape(a.shape, b.shape)
-    if out is None:
-        return f"input shapes {a.shape} and {b.shape} do not broadcast"
-    if tuple(out) != tuple(y.shape):
-        return f"output shape {y.shape} is not the broadcast {out} of the inputs"
-    if len(collapse_broadcast(a.shape, b.shape)[0]) > MAX_RANK:
-        return f"broadcast needs more than {MAX_RANK} collapsed dimensions"
-    if y.size == 0:
-        return "empty output"
+    why = _shape_reason(a, b, y)
+    if why:
+        return why
     if op.kind == "SQUARED_DIFFERENCE":
         if tuple(a.shape) != tuple(b.shape) and len(y.shape) > 7:
             return ("TFLite Micro's broadcast reads the wrong elements for rank-8 outputs (checked against the "
@@ -175,15 +183,9 @@ def _binary_s16_reject(g, op, core) -> Optional[str]:
     if any(t.quant is None or t.quant.per_channel for t in ts):
         return "needs per-tensor quantized int16 tensors"
     a, b, y = ts
-    out = broadcast_shape(a.shape, b.shape)
-    if out is None:
-        return f"input shapes {a.shape} and {b.shape} do not broadcast"
-    if tuple(out) != tuple(y.shape):
-        return f"output shape {y.shape} is not the broadcast {out} of the inputs"
-    if len(collapse_broadcast(a.shape, b.shape)[0]) > MAX_RANK:
-        return f"broadcast needs more than {MAX_RANK} collapsed dimensions"
-    if y.size == 0:
-        return "empty output"
+    why = _shape_reason(a, b, y)
+    if why:
+        return why
     if op.requant is None:
         return "output scale too small for TFLM's ADD/SUB rescaling (multiplier >= 1)"
     if op.clamp is None:
