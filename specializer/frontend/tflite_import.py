@@ -10,7 +10,8 @@ How it works
    `specializer.ops` through the `OP_SPECS` table (the writer uses the same table).
 3. Tensors become `ir.Tensor`s: constants carry read-only numpy data (little-endian), quantization becomes `Quant`.
 4. `check_types(graph)` enforces the int8 contract: int8 activations; float32 only at QUANTIZE inputs /
-   DEQUANTIZE outputs; int16 only on LSTM and SVDF state and the int16x8 ops (INT16_OPS); int32 biases and
+   DEQUANTIZE outputs; int16 only on LSTM and SVDF state and the int16x8 ops (INT16_OPS; for those in
+   INT16_POSITIONS only at the listed input/output positions); int32 biases and
    ARG_MAX/ARG_MIN indices (int64 indices or axes are refused as TFLM refuses them); float and hybrid SVDF are
    named as such; anything else is an `UnsupportedTypeError`.
 """
@@ -343,9 +344,21 @@ def _check_svdf_types(g: Graph, op: Op, where: str) -> None:
 
 
 # ops whose int16 activations (TFLite's int16x8 mode) have kernels
+# (role, position) pairs where an op of INT16_POSITIONS takes an int16 activation (the ops not listed there take
+# one at any position; their kernels refuse what they cannot run)
+INT16_POSITIONS = {
+    "CONV_2D": (("input", 0), ("output", 0)),
+    "DEPTHWISE_CONV_2D": (("input", 0), ("output", 0)),
+    "AVERAGE_POOL_2D": (("input", 0), ("output", 0)),
+    "MAX_POOL_2D": (("input", 0), ("output", 0)),
+    "MUL": (("input", 0), ("input", 1), ("output", 0)),
+    "LOGISTIC": (("input", 0), ("output", 0)),
+    "TANH": (("input", 0), ("output", 0)),
+    "SOFTMAX": (("input", 0), ("output", 0)),
+}
 INT16_OPS = ("QUANTIZE", "DEQUANTIZE", "FULLY_CONNECTED", "ADD", "SUB", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
              "TRANSPOSE", "STRIDED_SLICE", "SPLIT", "SPLIT_V",
-             "CONCATENATION")
+             "CONCATENATION", *INT16_POSITIONS)
 
 
 def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) -> None:
@@ -375,6 +388,10 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
     if t.dtype == "int16" and op.kind in INT16_OPS:  # int16x8: 16-bit activations
         if t.quant is None:
             raise UnsupportedTypeError(f"{where}: {desc} is int16 without quantization parameters")
+        allowed = INT16_POSITIONS.get(op.kind)
+        if allowed is not None and (role, pos) not in allowed:
+            raise UnsupportedTypeError(f"{where}: {desc} is int16; int16x8 {op.kind} takes int16 only as "
+                                       + " and ".join(f"{r} {p}" for r, p in allowed))
         return
     if t.dtype == "int16" and op.kind == "SVDF" and role == "input" and pos == 4:  # the state
         return

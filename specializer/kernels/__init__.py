@@ -5,16 +5,21 @@ ranks by priority, then by this order.
 """
 from __future__ import annotations
 
-from . import (activations, band, batch_matmul, conv, data_movement, elementwise, fully_connected, lstm, pooling, quantize, reduce,
-               resize_bilinear, softmax, svdf, transpose_conv)
+from . import (activations, activations_s16, band, batch_matmul, conv, conv_s16, data_movement, elementwise,
+               fully_connected, lstm, pooling, pooling_s16, quantize, reduce, resize_bilinear, softmax, softmax_s16,
+               svdf, transpose_conv)
 
 ENTRIES = (
     *conv.ENTRIES,
+    *conv_s16.ENTRIES,
     *fully_connected.ENTRIES,
     *pooling.ENTRIES,
+    *pooling_s16.ENTRIES,
     *elementwise.ENTRIES,
     *activations.ENTRIES,
+    *activations_s16.ENTRIES,
     *softmax.ENTRIES,
+    *softmax_s16.ENTRIES,
     *quantize.ENTRIES,
     *data_movement.ENTRIES,
     *reduce.ENTRIES,

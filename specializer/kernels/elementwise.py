@@ -10,7 +10,8 @@ How it works
    subtracted, scaled to the output; `passes.precompute_requant.AddSubRequant`), MUL multiplies the offset
    inputs and applies s1 s2 / s_out; their fused activation is `op.clamp` (CLAMPING_OPS). int16x8 ADD/SUB
    (`add_s16`/`sub_s16`, the same template with T = int16_t) follow TFLM's general int16 path: left shift 15,
-   any zero points; the int8 entries refuse int16 tensors. MAXIMUM/MINIMUM
+   any zero points; the int8 entries refuse int16 tensors. int16 MUL (`mul_s16`, T = int16_t) is TFLM's int16
+   MUL: zero points 0, the int32 product through the 32-bit multiplier. MAXIMUM/MINIMUM
    compare raw int8 values and ignore quantization, exactly as TFLM's reference kernel. SQUARED_DIFFERENCE
    follows TFLM's int8 path: inputs shifted left by 7 and scaled by s_i / 2 max(s1, s2), the difference squared
    in int32 and scaled by (2 max(s1, s2))^2 / (2^14 s_out) (a multiplier that may exceed 1), no activation.
@@ -193,6 +194,33 @@ def _binary_s16_reject(g, op, core) -> Optional[str]:
     return None
 
 
+def _mul_s16_reject(g, op, core) -> Optional[str]:
+    """int16x8 MUL (16x16 -> int16): TFLM's prepare insists on zero points 0; the product of two int16 values
+    (at most 2^30) goes through the 32-bit MultiplyByQuantizedMultiplier, whose left shift would overflow for a
+    multiplier s1 s2 / s_out of 1 or more."""
+    if len([i for i in op.inputs if i is not None]) != 2:
+        return "needs two inputs"
+    ts = (g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0]))
+    if {t.dtype for t in ts} != {"int16"}:
+        return f"needs int16 tensors, got {'/'.join(t.dtype for t in ts)}"
+    if any(t.quant is None or t.quant.per_channel for t in ts):
+        return "needs per-tensor quantized int16 tensors"
+    if any(t.quant.zp for t in ts):
+        return (f"int16 MUL needs zero points 0, got {'/'.join(str(t.quant.zp) for t in ts)} (TFLite Micro's "
+                "prepare refuses others)")
+    why = _shape_reason(*ts)
+    if why:
+        return why
+    if op.requant is None:
+        return "missing requantization constants"
+    if op.requant.shift[0] > 0:
+        return ("input scale product / output scale is 1 or more: TFLite's int32 left shift of the int16 product "
+                "could overflow")
+    if op.clamp is None:
+        return "missing output clamp (fused activation not resolved)"
+    return None
+
+
 def _entry(name: str, kind: str) -> KernelEntry:
     return KernelEntry(name=name, ops=(kind,), template="binary_s8.c.in", emit=_emit_binary,
                        reject=_binary_reject, inplace=(0, 1))
@@ -208,6 +236,9 @@ ADD_S16 = KernelEntry(name="add_s16", ops=("ADD",), template="binary_s8.c.in", e
                       reject=_binary_s16_reject, inplace=(0, 1))
 SUB_S16 = KernelEntry(name="sub_s16", ops=("SUB",), template="binary_s8.c.in", emit=_emit_binary,
                       reject=_binary_s16_reject, inplace=(0, 1))
+
+MUL_S16 = KernelEntry(name="mul_s16", ops=("MUL",), template="binary_s8.c.in", emit=_emit_binary,
+                      reject=_mul_s16_reject, inplace=(0, 1))
 
 
 # ---- ADD_N ------------------------------------------------------------------------------------------------------
@@ -302,4 +333,4 @@ def _emit_relu(ctx):
 RELU = KernelEntry(name="relu_s8", ops=("RELU", "RELU6", "RELU_N1_TO_1"), template="relu_s8.c.in",
                    emit=_emit_relu, reject=_relu_reject, inplace=(0,))
 
-ENTRIES = (ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, ADD_N, RELU, ADD_S16, SUB_S16)
+ENTRIES = (ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, ADD_N, RELU, ADD_S16, SUB_S16, MUL_S16)

@@ -103,14 +103,15 @@ def test_float_activation_rejected(tmp_path, capsys):
 
 
 def test_int16_activation_rejected(tmp_path):
-    """int16x8 covers a few ops (QUANTIZE, DEQUANTIZE, FULLY_CONNECTED, ADD, SUB); an int16 MUL is refused."""
+    """int16x8 covers some ops (QUANTIZE, DEQUANTIZE, FULLY_CONNECTED, ADD, SUB, MUL, convolutions, ...); an int16
+    MAXIMUM is refused."""
     mb = ModelBuilder()
     a = mb.input("a", (1, 8), "int16", 0.1, 0)
     b = mb.input("b", (1, 8), "int16", 0.1, 0)
     y = mb.tensor("y", (1, 8), "int16", 0.2, 0)
-    mb.op("MUL", [a, b], [y], ops.Elementwise())
+    mb.op("MAXIMUM", [a, b], [y])
     mb.output(y)
-    with pytest.raises(UnsupportedTypeError, match="MUL.*int16"):
+    with pytest.raises(UnsupportedTypeError, match="MAXIMUM.*int16"):
         specializer.compile(mb.build(), out_dir=None)
 
 
