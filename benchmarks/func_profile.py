@@ -9,6 +9,7 @@ the function symbol that contains it.
 from __future__ import annotations
 
 import argparse
+import json
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -23,12 +24,14 @@ def main(argv=None) -> int:
     ap.add_argument("--opt", default="-O3")
     ap.add_argument("--generic", action="store_true")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--prefer", default=None, help='variant parameters to prefer, as JSON (e.g. \'{"PN": true}\')')
     args = ap.parse_args(argv)
     from specializer.bench import build_model_elf, load_inputs
     from specializer.targets.cortex_m.sim import Simulator
 
     with tempfile.TemporaryDirectory() as d:
-        res, elf = build_model_elf(args.model, args.target, Path(d), opt=args.opt, generic_only=args.generic)
+        res, elf = build_model_elf(args.model, args.target, Path(d), opt=args.opt, generic_only=args.generic,
+                                   prefer=json.loads(args.prefer) if args.prefer else None)
         ref = Path(args.model).with_suffix(".ref.npz")
         xs = load_inputs(str(ref) if ref.exists() else None, res)
         sim = Simulator(elf, core=args.target)

@@ -354,10 +354,10 @@ def add_pool_layer(mb: ModelBuilder, rng, tag: str) -> tuple:
     return (1, ih, iw, c), zp, f"{kind} {ih}x{iw}x{c} f={fh}x{fw} s={sh},{sw} {padding}"
 
 
-def rows_depthwise_model(rng, tag: str, n: int):
+def rows_depthwise_model(rng, tag: str, n: int, max_w: int = 14):
     """A model of `n` independent depthwise layers (multiplier 1, channels a multiple of 4) of any kernel (1-5),
-    stride (1-2), dilation and padding, ~15% with hostile quantization: what the rows depthwise takes.
-    Returns (model bytes, input specs)."""
+    stride (1-2), dilation and padding, widths below `max_w`, ~15% with hostile quantization: what the rows and
+    planar depthwise take. Returns (model bytes, input specs)."""
     from specializer.tflite_writer import ModelBuilder
 
     mb = ModelBuilder()
@@ -367,7 +367,7 @@ def rows_depthwise_model(rng, tag: str, n: int):
         sh, sw = int(rng.integers(1, 3)), int(rng.integers(1, 3))
         dh, dw = (1, 1) if rng.random() < 0.7 else (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
         pad = "SAME" if rng.random() < 0.6 else "VALID"
-        geom = (int(rng.integers(kh * dh, 14)), int(rng.integers(kw * dw, 14)), kh, kw, sh, sw, dh, dw, pad)
+        geom = (int(rng.integers(kh * dh, 14)), int(rng.integers(kw * dw, max_w)), kh, kw, sh, sw, dh, dw, pad)
         shape, zp, _ = add_conv_layer(mb, rng, f"{tag}_{k}", True, force={"geom": geom, "mult": 1},
                                       channels=(4, 8, 12, 16), hostile=rng.random() < 0.15)
         specs.append((shape, zp))

@@ -21,6 +21,10 @@ def test_dsp_kernels_host_twins(tmp_path, kinds, seed, default, sweep):
         bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"m{m}", target="cortex-m4")
         assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
 
+# the planar depthwise's forms: blocks looped or unrolled, shifts loaded or specialized
+PN_FORMS = ({"PN": True, "PU": True, "PS": True}, {"PN": True, "PU": False, "PS": False},
+            {"PN": True, "PU": True, "PS": False})
+
 
 def test_fast_requantization_identity_matches_tflite():
     """spz_rq2's identity (SMMLAR on 2*acc, sign, shift) against TFLite's double rounding, in Python."""
@@ -80,6 +84,20 @@ def test_rows_depthwise_host_twins(tmp_path, sweep):
         model, specs = rows_depthwise_model(rng, str(m), min(12, n - 12 * m))
         bad = compare(model, random_inputs(rng, specs), tmp_path / f"o{m}", target="cortex-m4",
                       prefer={"RW": True})
+        assert not bad, f"not bit-exact: {bad[:3]}"
+
+
+def test_planar_depthwise_host_twins(tmp_path, sweep):
+    """The planar depthwise (one channel at a time, its plane as int16 columns) under ASan: any kernel, stride,
+    dilation, padding; in place wherever the input dies."""
+    from spz_randlayers import rows_depthwise_model
+
+    rng = np.random.default_rng(81)
+    n = sweep(36)
+    for m in range((n + 11) // 12):
+        model, specs = rows_depthwise_model(rng, str(m), min(12, n - 12 * m), max_w=40 if m % 2 else 14)
+        bad = compare(model, random_inputs(rng, specs), tmp_path / f"o{m}", target="cortex-m4",
+                      prefer=PN_FORMS[m % len(PN_FORMS)])
         assert not bad, f"not bit-exact: {bad[:3]}"
 
 

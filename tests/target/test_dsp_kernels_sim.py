@@ -50,6 +50,10 @@ def test_dsp_kernels_bitexact_in_simulator(tmp_path, kinds, seed, default, sweep
     n, specialized = _run(tmp_path, seed, sweep(default), kinds)
     assert specialized >= n // 2, f"only {specialized} of {n} layers ran a specialized kernel"
 
+# the planar depthwise's forms: blocks looped or unrolled, shifts loaded or specialized
+PN_FORMS = ({"PN": True, "PU": True, "PS": True}, {"PN": True, "PU": False, "PS": False},
+            {"PN": True, "PU": True, "PS": False})
+
 
 def test_dsp_depthwise_in_place_in_simulator(tmp_path, sweep):
     """The in-place depthwise (row window in the scratch, output over the input): stride 1, SAME padding (odd and
@@ -91,6 +95,25 @@ def test_dsp_depthwise_rows_in_simulator(tmp_path, sweep):
                    if op.kernel is not None and op.kernel.variant)
         placed += len(res.graph.memory_plan.inplace)
     assert placed, "no rows depthwise was placed in place"
+
+
+def test_dsp_depthwise_planar_in_simulator(tmp_path, sweep):
+    """The planar depthwise (one channel's plane as int16 columns, 4-row blocks along H, border columns
+    specialized): any kernel, stride, dilation and padding, in place."""
+    from spz_randlayers import rows_depthwise_model
+
+    rng = np.random.default_rng(82)
+    n = sweep(36)
+    placed = 0
+    for m in range((n + 11) // 12):
+        model, specs = rows_depthwise_model(rng, str(m), min(12, n - 12 * m), max_w=40 if m % 2 else 14)
+        bad, res = sim_mismatches(model, random_inputs(rng, specs), tmp_path / f"m{m}",
+                                  opt=OPTS[m % len(OPTS)], prefer=PN_FORMS[m % len(PN_FORMS)])
+        assert not bad, f"planar depthwise not bit-exact in the simulator: {bad[:4]}"
+        assert any(dict(op.kernel.variant).get("PN") for op in res.graph.ops
+                   if op.kernel is not None and op.kernel.variant)
+        placed += len(res.graph.memory_plan.inplace)
+    assert placed, "no planar depthwise was placed in place"
 
 
 def test_dsp_conv_x8_in_simulator(tmp_path, sweep):

@@ -30,6 +30,7 @@ from .common import add_stream, bias_of, clamp_of, finish_stream, pack16, requan
 
 TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_s8_dsp.c.in")
 ROWS_TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_rows_s8_dsp.c.in")
+PLANAR_TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_planar_s8_dsp.c.in")
 MAX_CLASSES = 9
 INT32 = 1 << 31
 
@@ -124,14 +125,19 @@ def template_args(g, op) -> dict:
     rq, _ = _requant(g, op)
     chosen = dict(op.kernel.variant) if op.kernel is not None else {}
     ip = bool(chosen.get("IP", False))
+    if chosen.get("PN") and planar_ok(geo) and _planar_fits(g, op, geo):
+        a = planar_args(geo)
+        a["UNROLLB"] = a["UNROLLB"] and bool(chosen.get("PU", True))
+        return dict(geo, RW=False, PN=True, IP=False, **a, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
+                    CLAMP=lo > -128 or hi < 127, ESET=_planar_shifts(g, op) if chosen.get("PS", True) else ())
     if chosen.get("RW") and rows_ok(geo):
-        return dict(geo, RW=True, IP=False, **rows_args(geo), RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
+        return dict(geo, RW=True, PN=False, IP=False, **rows_args(geo), RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
                     CLAMP=lo > -128 or hi < 127)
     if ip and can_be_inplace(geo):
         full = (0, geo["KH"], 0, geo["KW"])
         rowpx = geo["IW"] + max(geo["PL"], geo["KW"] - 1 - geo["PL"])  # rows share their border pixels
         winbytes = ((geo["KH"] - 1) * rowpx + geo["IW"] + geo["KW"] - 1) * geo["C"]
-        return dict(geo, RW=False, IP=True, ROWPX=rowpx, WINBYTES=winbytes, CLASSES=(full,), SEGS=(), ROWSEGS=(), INTERIOR=0,
+        return dict(geo, RW=False, PN=False, IP=True, ROWPX=rowpx, WINBYTES=winbytes, CLASSES=(full,), SEGS=(), ROWSEGS=(), INTERIOR=0,
                     PAIR=geo["OW"] >= 2, RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
     classes, segs = classes_and_segments(geo)
     full = (0, geo["KH"], 0, geo["KW"])
@@ -143,7 +149,7 @@ def template_args(g, op) -> dict:
             rowsegs.append((oy0, oy1, []))
         rowsegs[-1][2].append((ox0, ox1, ci))
     rowsegs = tuple((a, b, tuple(c)) for a, b, c in rowsegs)
-    return dict(geo, RW=False, IP=False, ROWPX=geo["IW"], CLASSES=classes, SEGS=segs, ROWSEGS=rowsegs, INTERIOR=interior,
+    return dict(geo, RW=False, PN=False, IP=False, ROWPX=geo["IW"], CLASSES=classes, SEGS=segs, ROWSEGS=rowsegs, INTERIOR=interior,
                 PAIR=pair,
                 RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
 
@@ -211,6 +217,156 @@ def rows_args(geo: dict) -> dict:
                 STEPS=tuple(steps), ZPROW=(geo["OH"] - 1) * sh - pt + ring - 1 >= geo["IH"])
 
 
+# ---- planar variant (PN): one channel at a time, its whole plane as int16 columns ------------------------------
+PN_BLOCK = 4  # output rows per block (accumulators live at once)
+PN_XLOADS = 3  # column words loaded in one run before their multiply-accumulates
+PN_MAX_SCRATCH = 24 * 1024
+PN_MAX_SHIFTS = 4
+PN_GATHER_COLS = 8  # the gather unrolls up to 2x this many columns, else runs chunks of this many  # distinct requantization shifts the column functions are specialized on (else e is loaded)
+PN_UNROLL_BLOCKS = 8  # column functions with at most this many blocks of 4 rows are unrolled (immediate offsets)
+
+
+def _taps_1d(o: int, s: int, d: int, k: int) -> list:
+    """Output position o of a 1-D filter (stride s, dilation d, k taps) over int16 pairs: per step (word, "d" for a
+    pair tap (k_i, k_i+1) meeting one word in an SMLAD or "s" for one tap, the kernel word, the SMLAxy halves)."""
+    out, t = [], 0
+    while t < k:
+        q = o * s + t * d
+        if d == 1 and q % 2 == 0 and t + 1 < k:
+            out.append((q // 2, "d", t, ""))
+            t += 2
+        else:
+            ki, khalf = (t, "b") if (t <= k - 2 or k == 1) else (k - 2, "t")
+            out.append((q // 2, "s", ki, ("b" if q % 2 == 0 else "t") + khalf))
+            t += 1
+    return out
+
+
+def _planar_fits(g, op, geo: dict) -> bool:
+    """Every column function's bias fits int32 (the stream's word)."""
+    rq, _ = _requant(g, op)
+    b = _planar_biases(g, op, dict(geo, **planar_args(geo)), 2 if rq.mode == "fast" else 1)
+    return bool(np.abs(b).max(initial=0) < INT32)
+
+
+def planar_ok(geo: dict) -> bool:
+    if geo["KH"] > 5 or geo["KW"] > 7 or geo["OW"] > 128 or geo["IW"] > 128 or geo["OH"] < 2:
+        return False
+    return 4 * geo["IW"] * _planar_nwh(geo) <= PN_MAX_SCRATCH
+
+
+def _planar_nwh(geo: dict) -> int:
+    maxq = (geo["OH"] - 1) * geo["SH"] + (geo["KH"] - 1) * geo["DH"]
+    return maxq // 2 + 1
+
+
+def planar_args(geo: dict) -> dict:
+    """Template arguments of the planar variant (see depthwise_planar_s8_dsp.c.in)."""
+    kh, kw, sh, dh, pt = geo["KH"], geo["KW"], geo["SH"], geo["DH"], geo["PT"]
+    ih, iw, ow = geo["IH"], geo["IW"], geo["OW"]
+    nwh = _planar_nwh(geo)
+    nk = max(1, kh - 1)
+    # column words: (word, input row of the low half or -1, of the high half or -1)
+    kinds = []
+    for j in range(nwh):
+        lo, hi = 2 * j - pt, 2 * j + 1 - pt
+        kinds.append((lo if 0 <= lo < ih else -1, hi if 0 <= hi < ih else -1))
+    padw = tuple(j for j, (lo, hi) in enumerate(kinds) if lo < 0 and hi < 0)
+    full = [j for j, (lo, hi) in enumerate(kinds) if lo >= 0 and hi >= 0]
+    mixed = tuple((j, lo, hi) for j, (lo, hi) in enumerate(kinds) if (lo < 0) != (hi < 0))
+    jd0, nfull = (full[0], len(full)) if full else (0, 0)
+    assert full == list(range(jd0, jd0 + nfull))
+    # output columns: runs of equal inside-tap sets; each set one column function
+    sets, runs = [], []
+    for ox in range(ow):
+        taps = tuple(kx for kx in range(kw) if 0 <= ox * geo["SW"] - geo["PL"] + kx * geo["DW"] < iw)
+        if taps not in sets:
+            sets.append(taps)
+        fi = sets.index(taps)
+        if runs and runs[-1][2] == fi and runs[-1][1] == ox:
+            runs[-1][1] = ox + 1
+        else:
+            runs.append([ox, ox + 1, fi])
+
+    def block(rows: int, taps: tuple) -> tuple:
+        """Per tap column: (kx, column offset from the first tap's, ((words, items), ...)) for `rows` rows."""
+        out = []
+        for kx in taps:
+            its = [(i,) + it for i in range(rows) for it in _taps_1d(i, sh, dh, kh)]
+            words = sorted({it[1] for it in its})
+            groups = []
+            for a in range(0, len(words), PN_XLOADS):
+                ws = tuple(words[a:a + PN_XLOADS])
+                groups.append((ws, tuple(it for it in its if it[1] in ws)))
+            out.append((kx, (kx - taps[0]) * geo["DW"], tuple(sorted({it[3] for it in its})), tuple(groups)))
+        return tuple(out)
+
+    nb, tail = divmod(geo["OH"], PN_BLOCK)
+    fns = tuple((taps, block(PN_BLOCK, taps), block(tail, taps) if tail else ()) for taps in sets)
+    if iw <= 2 * PN_GATHER_COLS:
+        gchunks = ((0, iw, 1),)
+    else:
+        n8 = iw // PN_GATHER_COLS
+        gchunks = ((0, PN_GATHER_COLS, n8),) + (((n8 * PN_GATHER_COLS, iw % PN_GATHER_COLS, 1),) if iw % PN_GATHER_COLS else ())
+    return dict(NWH=nwh, NK=nk, PADW=padw, GCHUNKS=gchunks, MIXED=mixed, JD0=jd0, NFULL=nfull, NB=nb, TAIL=tail,
+                FNS=fns, RUNS=tuple(tuple(r) for r in runs), XG=2,
+                UNROLLB=_planar_unrollable(geo, nb, nwh))
+
+
+def _planar_unrollable(geo: dict, nb: int, nwh: int) -> bool:
+    """Blocks unrolled in the column functions: every column load keeps an immediate offset (< 4096)."""
+    return nb <= PN_UNROLL_BLOCKS and 8 * nb * geo["SH"] + 4 * ((geo["KW"] - 1) * geo["DW"] + 2) * nwh <= 4095
+
+
+def _planar_biases(g, op, args: dict, scale: int) -> np.ndarray:
+    """(column functions, C): the folded bias (bias - zp_in * sum(w), scaled) plus zp_in times the weights of the
+    kernel columns a column function leaves out (its taps fall in the padding along W, which TFLite reads as
+    the zero point)."""
+    bias, w = _folded(g, op, scale)
+    wk = w.reshape(args["KH"], args["KW"], -1)
+    zp = int(g.t(op.inputs[0]).quant.zero_point[0])
+    out = []
+    for taps, _, _ in args["FNS"]:
+        missing = [kx for kx in range(args["KW"]) if kx not in taps]
+        out.append(bias + zp * wk[:, missing, :].sum(axis=(0, 1)))
+    return np.array(out, dtype=np.int64)
+
+
+def planar_cycles(geo: dict, unroll: bool = True, shifts: bool = True) -> float:
+    """Estimated cycles of the planar variant: per channel the gather (~3 cycles per input value), per block and
+    tap column the loads and multiply-accumulates, ~7.5 cycles per output for requantization, store and the
+    column functions' entry and exit (6.5 with the shift specialized), the block loop (6 per block unless
+    unrolled), calls. Calibrated on KWS's depthwise layers (within ~2%)."""
+    a = planar_args(geo)
+    unroll = unroll and a["UNROLLB"]
+    per_ch = 3.0 * geo["IH"] * geo["IW"] + 40 + 25 * len(a["RUNS"])
+    for (ox0, ox1, fi) in a["RUNS"]:
+        taps, full, tail = a["FNS"][fi]
+        for blk, n in ((full, a["NB"]), (tail, 1 if a["TAIL"] else 0)):
+            cyc = 1 if unroll else 6
+            for _, _, ks, groups in blk:
+                cyc += sum(len(ws) + 1 + len(its) for ws, its in groups) + len(ks)
+            per_ch += (ox1 - ox0) * n * cyc
+    per_ch += geo["OH"] * geo["OW"] * (6.5 if shifts else 7.5)
+    return geo["B"] * geo["C"] * per_ch
+
+
+def planar_code_bytes(geo: dict, unroll: bool = True, shifts: int = 1) -> int:
+    """Rough code of the planar variant: the column functions (blocks unrolled or not, one copy per specialized
+    shift), the gather and the driver, ~3.3 bytes per instruction."""
+    a = planar_args(geo)
+    unroll = unroll and a["UNROLLB"]
+    instr = 0
+    for taps, full, tail in a["FNS"]:
+        for blk, n in ((full, a["NB"] if unroll else 1), (tail, 1)):
+            per = sum(len(ks) + sum(len(ws) + len(its) for ws, its in groups) for _, _, ks, groups in blk)
+            instr += n * (per + 5 * (a["TAIL"] if blk is tail else PN_BLOCK) + 4) + 12
+    instr *= max(1, shifts)
+    gcols = sum(n for _, n, _ in a["GCHUNKS"])  # the gather: ~4-byte instructions
+    gather = (a["NFULL"] % 2 + len(a["MIXED"]) + 2) * gcols * 4 + 30 * len(a["GCHUNKS"])
+    return int(3.3 * (instr + 40 + 6 * len(a["RUNS"])) + 4.2 * gather)
+
+
 def _row_weights(w: np.ndarray, kh: int, kw: int) -> list:
     """Per channel (w: taps x 1): per kernel row the words (k_i, k_i+1), i < KW-1 ((k0, 0) when KW == 1)."""
     out = []
@@ -229,6 +385,26 @@ def build_stream(g, op, args: dict) -> np.ndarray:
     bias, w = _folded(g, op, scale)
     c = w.shape[1]
     parts = []
+    if args["PN"]:  # per channel: a bias per column function, kernel-column words, requantization constants
+        kh, kw = args["KH"], args["KW"]
+        biases = _planar_biases(g, op, args, scale)
+
+        def record(ch, with_e=True):
+            parts.append(biases[:, ch])
+            parts.extend(_row_weights(w[:, ch].reshape(kh, kw).T.reshape(-1), kw, kh))
+            parts.extend(rq.channels(ch, ch + 1) if with_e else rq.channels(ch, ch + 1)[:2])
+
+        if args["ESET"]:  # grouped by shift: per shift its channel count, then (index, record) per channel
+            for e in args["ESET"]:
+                chans = [ch for ch in range(c) if int(rq.c[ch]) == e]
+                parts.append([len(chans)])
+                for ch in chans:
+                    parts.append([ch])
+                    record(ch, with_e=False)
+        else:
+            for ch in range(c):
+                record(ch)
+        return finish_stream(parts)
     if args["RW"]:  # per channel: bias, kernel-row words, requantization constants
         for ch in range(c):
             parts.append(bias[ch:ch + 1])
@@ -249,7 +425,7 @@ def reorder(g, op):
 
 
 def variant(args: dict) -> str:
-    form = dict(w=args["IW"], rw="") if args["RW"] else dict(cls=len(args["CLASSES"]), ip="" if args["IP"] else None)
+    form = dict(w=args["IW"], rw="") if args["RW"] else dict(pn="") if args["PN"] else dict(cls=len(args["CLASSES"]), ip="" if args["IP"] else None)
     return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
                         p=f"{args['PT']}x{args['PL']}", c=args["C"], **form, rq=args["RQ"][0]) + "__dsp"
@@ -275,7 +451,24 @@ def variants(g, op) -> list:
     if rows_ok(geo):
         code = rows_code_bytes(geo)
         out.append(Variant({"RW": True}, rows_cycles(geo), code, inplace=can_be_inplace(geo), code=code))
+    if planar_ok(geo) and _planar_fits(g, op, geo):
+        nshift = len(_planar_shifts(g, op))
+        forms = [(False, False), (True, False)] + ([(True, True)] if nshift else [])
+        if not planar_args(geo)["UNROLLB"]:
+            forms = [f for f in forms if not f[0]] + ([(False, True)] if nshift else [])
+        for pu, ps in forms:
+            code = planar_code_bytes(geo, unroll=pu, shifts=nshift if ps else 1)
+            # shift-specialized code is shared only by layers with the same shifts: counted whole for each layer
+            out.append(Variant({"PN": True, "PU": pu, "PS": ps}, planar_cycles(geo, unroll=pu, shifts=ps), code,
+                               inplace=True, code=0 if ps else code))
     return out
+
+
+def _planar_shifts(g, op) -> tuple:
+    """The distinct right shifts of a fast requantization, when few enough to specialize the code on each."""
+    rq, _ = _requant(g, op)
+    eset = tuple(sorted({int(e) for e in rq.c})) if rq.mode == "fast" else ()
+    return eset if len(eset) <= PN_MAX_SHIFTS else ()
 
 
 def rows_code_bytes(geo: dict) -> int:
@@ -304,6 +497,8 @@ def rows_cycles(geo: dict) -> float:
 
 def scratch_bytes(g, op) -> int:
     a = template_args(g, op)
+    if a["PN"]:
+        return 4 * a["IW"] * a["NWH"]
     if a["RW"]:
         return 4 * a["RING"] * a["SLOT"]
     return a["WINBYTES"] if a["IP"] else 0
@@ -311,14 +506,14 @@ def scratch_bytes(g, op) -> int:
 
 def inplace(g, op) -> tuple:
     a = template_args(g, op)
-    return (0,) if a["IP"] or (a["RW"] and can_be_inplace(a)) else ()
+    return (0,) if a["IP"] or a["PN"] or (a["RW"] and can_be_inplace(a)) else ()
 
 
 def overlap(g, op) -> tuple:
     """Out-of-place variant: pixels are visited in raster order (pairs of interior pixels together), each
     pixel's channel groups read then written in turn; the output may overlap the input at `overlap.gap(own=True)`."""
     a = template_args(g, op)
-    if a["IP"] or a["RW"]:
+    if a["IP"] or a["RW"] or a["PN"]:
         return ()
     ih, iw, c = a["IH"], a["IW"], a["C"]
 
@@ -342,9 +537,10 @@ def overlap(g, op) -> tuple:
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
-    fn = ctx.fn(template=ROWS_TEMPLATE if args["RW"] else None, variant=variant(args), **args)
+    tpl = ROWS_TEMPLATE if args["RW"] else PLANAR_TEMPLATE if args["PN"] else None
+    fn = ctx.fn(template=tpl, variant=variant(args), **args)
     x, y = ctx.inp(0), ctx.out()
-    extra = f", {ctx.scratch('int8_t')}" if args["IP"] else f", {ctx.scratch('int32_t')}" if args["RW"] else ""
+    extra = f", {ctx.scratch('int8_t')}" if args["IP"] else f", {ctx.scratch('int32_t')}" if args["RW"] or args["PN"] else ""
     ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {x.quant.zero_point[0]}, "
              f"{y.quant.zero_point[0]}{extra});")
 
