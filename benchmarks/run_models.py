@@ -35,7 +35,8 @@ GOALS = {"mlperf_kws_dscnn": 3_760_000, "mlperf_vww_mobilenetv1_025": 9_960_000,
 
 # models the project's own writer builds (specializer.zoo); no baseline of their own except the CIFAR-10 seed's
 WRITER_MODELS = {"seed_cifar10_writer": lambda zoo: zoo.cifar10_seed(), "gru_kws_writer": lambda zoo: zoo.gru_kws(),
-                 "gru_kws_while_writer": lambda zoo: zoo.gru_kws_while()}
+                 "gru_kws_while_writer": lambda zoo: zoo.gru_kws_while(),
+                 "kws_dscnn_16x8_writer": lambda zoo: zoo.kws_dscnn_16x8()}  # int16x8 (issue #9)
 
 
 def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str, optimize: str = "balanced",

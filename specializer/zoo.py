@@ -450,3 +450,116 @@ def _gru_kws_while(net: _GruNet, h_q, h0_data) -> bytes:
 def gru_kws_while(seed: int = 11, steps: int = 16, feat: int = 10, hidden: int = 32, classes: int = 12) -> bytes:
     """`gru_kws` in the converter's WHILE form (see `gru_kws`, form="while")."""
     return gru_kws(seed, steps, feat, hidden, classes, form="while")
+
+
+# ---- int16x8: a KWS DS-CNN with 16-bit activations -------------------------------------------------------------
+def _q16(vals) -> float:
+    """Symmetric int16 scale (zero point 0, as TFLite's 16x8 mode requires) covering the calibrated range."""
+    return max(float(np.abs(vals).max()), 1e-6) / 32767.0
+
+
+def kws_dscnn_16x8(seed: int = 16, channels: int = 64, blocks: int = 2, classes: int = 12,
+                   expose: bool = False) -> bytes:
+    """A keyword-spotting DS-CNN in TFLite's 16x8 mode (16-bit activations, 8-bit weights), random weights.
+
+    int8 input (1, 49, 10, 1) (MLPerf KWS's MFCC shape) -> QUANTIZE to int16 -> CONV_2D 10x4 stride 2 SAME (MLPerf KWS's
+    first layer) + ReLU -> `blocks` x (DEPTHWISE_CONV_2D 3x3 + ReLU, CONV_2D 1x1 + ReLU) -> AVERAGE_POOL_2D over the
+    whole 25x5 map -> RESHAPE -> FULLY_CONNECTED to `classes` logits -> SOFTMAX int16 -> QUANTIZE to an int8 output
+    (scale 1/256, zero point -128, like the int8 zoo models). Quantized as the converter's 16x8 mode does: int16
+    tensors symmetric (zero point 0) with the calibrated max |x| at 32767, int8 weights symmetric per output channel
+    (per tensor for the fully connected layer), int64 biases at input scale x weight scale; the softmax writes 1/32768.
+    Calibrated in float on 16 seeded random inputs (He-normal weights, small biases, so no layer saturates or dies).
+
+    `expose=True` also marks every intermediate activation as a model output (after the probabilities), in graph
+    order, to look at value spreads in tflite-micro. Deterministic: same arguments -> byte-identical .tflite."""
+    rng = np.random.default_rng(seed)
+    c = channels
+    convs = [("conv", _he(rng, (c, 10, 4, 1), 40), (rng.standard_normal(c) * 0.1).astype(np.float32), 2)]
+    for _ in range(blocks):
+        convs.append(("dwconv", _he(rng, (1, 3, 3, c), 9), (rng.standard_normal(c) * 0.1).astype(np.float32), 1))
+        convs.append(("conv", _he(rng, (c, 1, 1, c), c), (rng.standard_normal(c) * 0.1).astype(np.float32), 1))
+    wo = (rng.standard_normal((classes, c)) * np.sqrt(2.0 / c)).astype(np.float32)
+    bo = (rng.standard_normal(classes) * 0.1).astype(np.float32)
+    in_shape, in_q = (1, 49, 10, 1), (0.25, 0)
+    calib = rng.integers(-128, 128, size=(16, *in_shape[1:])).astype(np.float32) * in_q[0]
+
+    # int8 weights, symmetric per output channel
+    wquant = []
+    for kind, w, _, _ in convs:
+        axis = 3 if kind == "dwconv" else 0
+        ws = np.maximum(np.abs(w).max(axis=tuple(a for a in range(4) if a != axis)), 1e-8) / 127.0
+        bshape = [1, 1, 1, 1]
+        bshape[axis] = -1
+        wq = np.clip(np.round(w / ws.reshape(bshape)), -127, 127).astype(np.int8)
+        wquant.append((wq, ws, axis, (wq * ws.reshape(bshape)).astype(np.float32)))
+
+    # float pass with the int8 weights: the range of every activation over the calibration set
+    peaks = [0.0] * len(convs)  # max |x| of every convolution's output (the pool keeps the last one's scale)
+    pooled_f = []
+    for x in calib:
+        x = x[None]
+        for i, (kind, _, b, stride) in enumerate(convs):
+            x = np.maximum(_conv(x, wquant[i][3], b, stride, "SAME", depthwise=kind == "dwconv"), 0)
+            peaks[i] = max(peaks[i], float(np.abs(x).max()))
+        pooled_f.append(x.mean(axis=(1, 2))[0])
+    pooled_f = np.array(pooled_f)
+    # a global average of random features hardly changes from input to input: normalize them (a batch norm folded
+    # into the classifier, as training would leave it) so the logits, and the softmax, depend on the input
+    mu, sd = pooled_f.mean(0), pooled_f.std(0) + 1e-3
+    wo = (0.5 * wo / sd[None, :]).astype(np.float32)
+    bo = (bo - wo @ mu).astype(np.float32)
+    wo_s = max(float(np.abs(wo).max()), 1e-8) / 127.0
+    wo_q = np.clip(np.round(wo / wo_s), -127, 127).astype(np.int8)
+    logit_peak = 1.5 * float(np.abs(pooled_f @ (wo_q * wo_s).T + bo).max())  # headroom: 16 inputs only
+
+    mb = ModelBuilder(description="specializer.zoo kws_dscnn_16x8")
+    exposed = []
+    x8 = mb.input("input", in_shape, "int8", *in_q)
+    s_cur = _q16(128 * in_q[0])  # the int8 input's whole range
+    cur = mb.tensor("input_s16", in_shape, "int16", s_cur, 0)
+    mb.op("QUANTIZE", [x8], [cur])
+    exposed.append(cur)
+    shape = in_shape
+    for i, (kind, w, b, stride) in enumerate(convs):
+        wq, ws, axis, _ = wquant[i]
+        bscale = s_cur * ws.astype(np.float64)
+        bq = np.round(b / bscale).astype(np.int64)
+        name = f"l{i}_{kind}"
+        wt = mb.const(name + "/w", wq, scale=ws.astype(np.float32), zero_point=0, axis=axis)
+        bt = mb.const(name + "/b", bq, scale=bscale.astype(np.float32), zero_point=0)
+        kh, kw = w.shape[1:3]
+        shape = (1, ops.conv_output_size(shape[1], kh, stride, 1, "SAME"),
+                 ops.conv_output_size(shape[2], kw, stride, 1, "SAME"), c)
+        s_out = _q16(peaks[i])
+        out = mb.tensor(name, shape, "int16", s_out, 0)
+        if kind == "conv":
+            mb.op("CONV_2D", [cur, wt, bt], [out],
+                  ops.Conv2D(padding="SAME", stride_h=stride, stride_w=stride, activation="RELU"))
+        else:
+            mb.op("DEPTHWISE_CONV_2D", [cur, wt, bt], [out],
+                  ops.DepthwiseConv2D(padding="SAME", stride_h=stride, stride_w=stride, depth_multiplier=1,
+                                      activation="RELU"))
+        cur, s_cur = out, s_out
+        exposed.append(cur)
+    pooled = mb.tensor("pool", (1, 1, 1, c), "int16", s_cur, 0)  # TFLM: a pool keeps its input's quantization
+    mb.op("AVERAGE_POOL_2D", [cur], [pooled],
+          ops.Pool2D(padding="VALID", filter_h=shape[1], filter_w=shape[2], stride_h=1, stride_w=1))
+    flat = mb.tensor("flatten", (1, c), "int16", s_cur, 0)
+    mb.op("RESHAPE", [pooled, mb.const("flatten/shape", np.array([1, c], np.int32))], [flat],
+          ops.Reshape(new_shape=(1, c)))
+    exposed.append(flat)
+    wt = mb.const("fc/w", wo_q, scale=wo_s, zero_point=0)
+    bt = mb.const("fc/b", np.round(bo / (s_cur * wo_s)).astype(np.int64), scale=s_cur * wo_s, zero_point=0)
+    logits = mb.tensor("logits", (1, classes), "int16", _q16(logit_peak), 0)
+    mb.op("FULLY_CONNECTED", [flat, wt, bt], [logits], ops.FullyConnected())
+    exposed.append(logits)
+    prob16 = mb.tensor("prob_s16", (1, classes), "int16", 1.0 / 32768, 0)
+    mb.op("SOFTMAX", [logits], [prob16], ops.Softmax(beta=1.0))
+    exposed.append(prob16)
+    prob = mb.tensor("prob", (1, classes), "int8", 1.0 / 256, -128)
+    mb.op("QUANTIZE", [prob16], [prob])
+    mb.output(prob)
+    if expose:
+        for t in exposed:
+            mb.output(t)
+    return mb.build()
