@@ -274,9 +274,9 @@ def _lower_arena(g: Graph, cands, pick, chosen):
     """The planned arena decides: where another candidate of no more flash gives a smaller arena in the real plan
     (scratch, in-place and chasing overlaps all counted, which the steps above estimate), take it, the largest
     saving first (then the fewest cycles), until none does. Only candidates that need less scratch or can share
-    their input's bytes where the current one cannot are tried, on the layers at the PEAK_STEPS steps with the most
-    live bytes (the plan's peak is there; this keeps compile time short on large graphs)."""
-    from specializer.passes.liveness import buffers, live_bytes
+    their input's bytes where the current one cannot are tried, on the layers at the PEAK_STEPS highest steps of the
+    current plan (the peak is there; this keeps compile time short on large graphs)."""
+    from specializer.passes.liveness import buffers
     from specializer.passes.plan_memory import plan_memory
 
     def arena(ch):
@@ -284,9 +284,17 @@ def _lower_arena(g: Graph, cands, pick, chosen):
 
     cur = arena(chosen)
     applied = _applied(g, chosen)
-    live = live_bytes([b for b in buffers(applied) if b.kind != "scratch"], len(g.ops))
-    level = {op.index: live[k] + (op.kernel.scratch_bytes if op.kernel is not None else 0)
-             for k, op in enumerate(applied.ops)}
+    # each step's height in the real plan (the highest byte any buffer live there reaches): in-place layers are
+    # low there even when their input and output are large
+    mp = plan_memory(applied).memory_plan
+    height = [0] * (len(g.ops) + 1)
+    for b in buffers(applied):
+        off = mp.scratch_offsets.get(b.op_index) if b.kind == "scratch" else mp.offsets.get(b.tensors[0])
+        if off is None:
+            continue
+        for k in range(max(b.first, 0), min(b.last, len(g.ops)) + 1):
+            height[k] = max(height[k], off + b.size)
+    level = {op.index: height[k] for k, op in enumerate(applied.ops)}
     near_peak = set(sorted(level, key=lambda i: -level[i])[:PEAK_STEPS])
 
     def cycles_of(idx, params):

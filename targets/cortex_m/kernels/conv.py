@@ -370,7 +370,9 @@ def variants(g, op) -> list:
                 if not full:  # loop control per looped body of a pixel pair (measured ~11 cycles, ResNet-8)
                     cyc += (outs / (2 * var["OCB"])) * (total / var["UNROLL"]) * 11
                 if im == "im2col":
-                    cyc += pixels * lay["NP"] * 7.0  # measured: ~7 cycles per column word (conversion, calls)
+                    # measured: ~7 cycles per column word (conversion, calls) and ~20 per run (row checks, call):
+                    # KWS's 1-channel first layer, 10 runs of 2 words per pixel, takes 370 cycles per pixel
+                    cyc += pixels * (lay["NP"] * 7.0 + geo["NRUN"] * 20.0)
                 else:  # KH rows converted per output row; single pixels at odd row ends run ~1.4x per MAC
                     cyc += geo["B"] * geo["OH"] * (geo["OW"] % 2) * geo["OC"] * lay["NP"] * 2 * 0.4
                     conv_rows = geo["B"] * geo["OH"] * geo["KH"] * geo["IW"] * geo["IC"] * 1.25
