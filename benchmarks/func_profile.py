@@ -24,6 +24,7 @@ def main(argv=None) -> int:
     ap.add_argument("--opt", default="-O3")
     ap.add_argument("--generic", action="store_true")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--optimize", default="balanced", choices=("balanced", "time", "ram"))
     ap.add_argument("--prefer", default=None, help='variant parameters to prefer, as JSON (e.g. \'{"PN": true}\')')
     args = ap.parse_args(argv)
     from specializer.bench import build_model_elf, load_inputs
@@ -31,7 +32,7 @@ def main(argv=None) -> int:
 
     with tempfile.TemporaryDirectory() as d:
         res, elf = build_model_elf(args.model, args.target, Path(d), opt=args.opt, generic_only=args.generic,
-                                   prefer=json.loads(args.prefer) if args.prefer else None)
+                                   prefer=json.loads(args.prefer) if args.prefer else None, optimize=args.optimize)
         ref = Path(args.model).with_suffix(".ref.npz")
         xs = load_inputs(str(ref) if ref.exists() else None, res)
         sim = Simulator(elf, core=args.target)

@@ -291,8 +291,11 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1
         variant = par.kernel.variant if (inherit and same) else ()
         if not inherit and same and "WFMT" in dict(par.kernel.variant):  # defaults, in the weight format (flash)
             variant = (("WFMT", dict(par.kernel.variant)["WFMT"]),)
-        if inherit == "seg" and e.name == "conv2d_s8_dsp":  # row segments: the rows kernel's speed, little scratch
-            variant = tuple(sorted({**dict(variant), "IM": "rows", "RING": False, "SEG": SEG}.items()))
+        if isinstance(inherit, str) and inherit.startswith("seg") and e.name == "conv2d_s8_dsp":
+            # row segments ("seg": SEG output pixels per buffer row, "seg<n>": n): the rows kernel's speed, little
+            # scratch
+            seg = int(inherit[3:]) if inherit[3:] else SEG
+            variant = tuple(sorted({**dict(variant), "IM": "rows", "RING": False, "SEG": seg}.items()))
         k = KernelChoice(e.name, 0, variant=variant)
         op = dataclasses.replace(op, kernel=k)
         op = dataclasses.replace(op, kernel=dataclasses.replace(k, scratch_bytes=int(e.scratch_bytes(sub, op))))
@@ -394,8 +397,8 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
 
 
 SEG = 8  # output pixels per buffer row of the convolution sub-layers' "seg" form
-RELAX_SLACK = 1.01  # a faster band form may take the arena up to 1% above the smallest plan
-PREFERENCE = tuple((inh, r) for inh in (True, "seg", False) for r in sorted(ROWS, reverse=True))  # faster first
+RELAX_SLACK = 1.015  # a faster band form may take the arena up to 1.5% above the smallest plan
+PREFERENCE = tuple((inh, r) for inh in (True, "seg", "seg2", False) for r in sorted(ROWS, reverse=True))  # faster first
 
 
 def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
