@@ -86,6 +86,8 @@ SPZ_INLINE int16_t spz_sat16(int32_t x) {
 #define spz_smlatt(a, b, acc) ((int32_t)__smlatt((a), (b), (acc)))
 #define spz_smlabt(a, b, acc) ((int32_t)__smlabt((a), (b), (acc)))
 #define spz_smlatb(a, b, acc) ((int32_t)__smlatb((a), (b), (acc)))
+/* SMLALD: acc (64-bit) + a.lo * b.lo + a.hi * b.hi, one instruction (two registers hold the accumulator). */
+#define spz_smlald(a, b, acc) ((int64_t)__smlald((a), (b), (acc)))
 #define spz_ssat8(x) ((int32_t)__ssat((x), 8))
 /* gcc 12 does not fold a rotate into SXTB16 and never emits SMMLAR: one instruction each, in inline asm. */
 SPZ_INLINE int32_t spz_sxtb16_ror8(int32_t a) {
@@ -175,6 +177,10 @@ SPZ_INLINE int32_t spz_smlatb(int32_t a, int32_t b, int32_t acc) {
 }
 SPZ_INLINE int32_t spz_ssat8(int32_t x) {
     return spz_clamp(x, -128, 127);
+}
+/* SMLALD: 64-bit acc + a.lo * b.lo + a.hi * b.hi (the callers' sums never leave int64). */
+SPZ_INLINE int64_t spz_smlald(int32_t a, int32_t b, int64_t acc) {
+    return acc + (int64_t)(spz_lo16_(a) * spz_lo16_(b)) + (int64_t)(spz_hi16_(a) * spz_hi16_(b));
 }
 #define spz_ldx(p, off) spz_ld32((const uint8_t *)(p) + (off))
 SPZ_INLINE int32_t spz_pkhbt16(int32_t a, int32_t b) {

@@ -7,7 +7,7 @@ wherever an entry's predicate refuses it.
 """
 from __future__ import annotations
 
-from . import conv, depthwise, elementwise, fully_connected, lstm
+from . import conv, depthwise, elementwise, fully_connected, lstm, s16
 
 ENTRIES = (
     conv.ENTRY,
@@ -15,4 +15,6 @@ ENTRIES = (
     fully_connected.ENTRY,
     elementwise.ENTRY,
     lstm.ENTRY,
+    s16.CONV_ENTRY,
+    s16.FC_ENTRY,
 )
