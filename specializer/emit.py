@@ -266,7 +266,7 @@ def _header(g: Graph, prefix: str, up: str) -> str:
             if t.dtype == "float32":
                 L.append(f"#define {up}_{kind}{i}_IS_FLOAT 1")
             if t.dtype == "int32":
-                L.append(f"#define {up}_{kind}{i}_IS_INT32 1 /* int32_t indices (ARG_MAX/ARG_MIN) */")
+                L.append(f"#define {up}_{kind}{i}_IS_INT32 1 /* int32_t indices (ARG_MAX/ARG_MIN, GATHER) */")
             if t.dtype == "int16":
                 L.append(f"#define {up}_{kind}{i}_IS_INT16 1 /* int16_t (int16x8) */")
     L += ["",

@@ -397,6 +397,8 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
         return
     if t.dtype == "int32" and op.kind in ("RESHAPE",) and role == "input" and pos == 1:
         return
+    if t.dtype == "int32" and op.kind == "GATHER" and role == "input" and pos == 1:  # indices at run time
+        return
     if op.kind in ("ARG_MAX", "ARG_MIN") and role == "output":
         if t.dtype == "int32":
             return
@@ -407,4 +409,4 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
         f"{where}: {desc} is {t.dtype}; only int8 activations are supported "
         "(float32 only at QUANTIZE inputs / DEQUANTIZE outputs, int16 only for LSTM and SVDF state and the "
         f"int16x8 ops {', '.join(INT16_OPS)}, int32 only as "
-        "ARG_MAX/ARG_MIN indices)")
+        "ARG_MAX/ARG_MIN indices and GATHER indices)")

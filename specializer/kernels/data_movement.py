@@ -670,15 +670,16 @@ def _reject_gather(g, op, core):
         return why
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     idx = _const_ints(g, op.input(1))
-    if idx is None:
-        return "indices must be a constant int32 tensor (variable indices are not supported)"
+    it = g.t(op.input(1)) if op.input(1) is not None else None
+    if idx is None and (it is None or it.dtype != "int32"):
+        return "indices must be an int32 tensor (constant or computed at run time)"
     if op.attrs.batch_dims != 0:
         return f"batch_dims {op.attrs.batch_dims} (only 0 is supported)"
     rank = len(x.shape)
     if not -rank <= op.attrs.axis < rank:
         return f"axis {op.attrs.axis} out of range for rank {rank}"
     ax = _axis(op.attrs.axis, rank)
-    if any(not 0 <= i < x.shape[ax] for i in idx):
+    if idx is not None and any(not 0 <= i < x.shape[ax] for i in idx):
         return f"an index is outside 0..{x.shape[ax] - 1} (TFLM fails at run time)"
     want = tuple(x.shape[:ax]) + tuple(g.t(op.inputs[1]).shape) + tuple(x.shape[ax + 1:])
     if tuple(y.shape) != want:
@@ -690,12 +691,17 @@ def _emit_gather_op(ctx):
     x, y = ctx.inp(0), ctx.out()
     ax = _axis(ctx.op.attrs.axis, len(x.shape))
     idx = _const_ints(ctx.g, ctx.op.input(1))
-    fn = ctx.fn()
+    var = idx is None  # indices computed at run time (a model input, ARG_MAX, ...): checked by the kernel
+    fn = ctx.fn(VAR=var)
     p = ctx.sym("p")
-    isym = ctx.weights(np.asarray(idx, dtype=np.int32))
-    ctx.static(f"static const {fn}_params {p} = {{ {_prod(x.shape[:ax])}, {x.shape[ax]}, {len(idx)}, "
+    n_idx = ctx.g.t(ctx.op.input(1)).size
+    isym = ctx.ptr(ctx.op.input(1), "int32_t") if var else ctx.weights(np.asarray(idx, dtype=np.int32))
+    ctx.static(f"static const {fn}_params {p} = {{ {_prod(x.shape[:ax])}, {x.shape[ax]}, {n_idx}, "
                f"{_prod(x.shape[ax + 1:])} }};")
-    ctx.call(f"{fn}(&{p}, {isym}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
+    if var:  # an index outside the axis: TFLite Micro's invoke fails; so does <name>_run (returns 1)
+        ctx.call(f"if ({fn}(&{p}, {isym}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)}) != 0) {{\n    return 1;\n}}")
+    else:
+        ctx.call(f"{fn}(&{p}, {isym}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
 
 
 GATHER = KernelEntry(name="gather_s8", ops=("GATHER",), template="gather_s8.c.in", emit=_emit_gather_op,
