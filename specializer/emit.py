@@ -274,7 +274,7 @@ def _header(g: Graph, prefix: str, up: str) -> str:
           " * live inside it. Nothing else is global: two arenas are two independent instances. */",
           f"{in_t} *{prefix}_input(uint8_t *arena, int index);",
           f"{out_t} *{prefix}_output(uint8_t *arena, int index);",
-          f"int {prefix}_run(uint8_t *arena); /* 0 on success */", "",
+          f"int {prefix}_run(uint8_t *arena); /* 0 on success; 1: a run-time GATHER index outside its axis */", "",
           f"/* {up}_HAS_STATE 1: the model carries state from one run to the next (LSTM/variable tensors, as",
           " * TFLite Micro keeps them across invoke() calls): call " + f"{prefix}_reset(arena) once before the first",
           " * run and whenever the stream restarts. With 0 it does nothing. */",
