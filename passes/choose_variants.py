@@ -18,6 +18,8 @@ How it works
    bytes is taken where the planned arena (`plan_memory`, with in-place and chasing overlaps) gets smaller, as
    long as these swaps together cost at most ARENA_CYCLE_SLACK (5%, issue 7's bound) of the estimated cycles
    and each saves at least ARENA_WORTH (3) times as large a fraction of the arena as of the cycles.
+   With `optimize="ram"` (`--optimize ram`) steps 4 and 6 may give up more (RAM_FIRST_SLACKS: 20% of a layer,
+   10% of the total), e.g. the autoencoder's first FULLY_CONNECTED drops the XT form's 1,280-byte scratch.
 7. The choice is stored in `op.kernel.variant` ((name, value) pairs), and the scratch size is asked again of
    the entry for that variant; `reorder_weights` and the emitter read it through the entry's template arguments.
 
@@ -90,7 +92,7 @@ def _with_variant(op, params):
     return dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, variant=tuple(sorted(params.items()))))
 
 
-def _keep_peak_ram(g: Graph, cands, pick, chosen):
+def _keep_peak_ram(g: Graph, cands, pick, chosen, slack: float = None):
     """A variant whose scratch would raise the arena above the tensors' own peak is swapped for the fastest
     candidate of no more flash whose scratch fits under it (or the one with the least scratch)."""
     from specializer.passes.liveness import buffers, live_bytes
@@ -120,7 +122,7 @@ def _keep_peak_ram(g: Graph, cands, pick, chosen):
         fits = [c for c in options if live[k] + scratch(c.params) <= peak]
         if fits:
             best = min(fits, key=lambda c: c.cycles)
-            if best.cycles <= cur.cycles * (1 + RAM_CYCLE_SLACK):
+            if best.cycles <= cur.cycles * (1 + (RAM_CYCLE_SLACK if slack is None else slack)):
                 out[idx] = dict(best.params)
     return out
 
@@ -129,6 +131,8 @@ ARENA_CYCLE_SLACK = 0.05  # the real-plan swaps together give up at most 5% of t
 PEAK_STEPS = 8  # layers tried by the real-plan swaps: those at the steps with the most live bytes
 ARENA_WORTH = 3.0  # and each one saves at least 3x as large a fraction of the arena as of the cycles it costs
 RAM_CYCLE_SLACK = 0.10  # a layer gives up at most 10% of its (estimated) cycles to keep the arena at its peak
+# --optimize ram (the RAM-first build): a layer may give up 20% and the real-plan swaps 10% of the cycles
+RAM_FIRST_SLACKS = (0.20, 0.10)
 
 
 def _inplace_at_peak(g: Graph, cands, chosen):
@@ -182,7 +186,8 @@ def _inplace_at_peak(g: Graph, cands, chosen):
 
 
 
-def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optional[Mapping[str, Any]] = None) -> Graph:
+def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optional[Mapping[str, Any]] = None,
+                    optimize: str = "balanced") -> Graph:
     """`prefer`: template arguments to force where a layer has candidates with them (ablations, tests), e.g.
     {"WFMT": "i8"} or {"IP": True}; layers without such a candidate keep the normal choice."""
     if budget == "default":
@@ -223,9 +228,10 @@ def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optiona
             used += extra
     chosen = {idx: dict(cs[pick[idx]].params) for idx, cs in cands}
     if not prefer:
-        chosen = _keep_peak_ram(g, cands, pick, chosen)
+        ram_first = optimize == "ram"
+        chosen = _keep_peak_ram(g, cands, pick, chosen, RAM_FIRST_SLACKS[0] if ram_first else None)
         chosen = _inplace_at_peak(g, cands, chosen)
-        chosen = _lower_arena(g, cands, pick, chosen)
+        chosen = _lower_arena(g, cands, pick, chosen, RAM_FIRST_SLACKS[1] if ram_first else None)
     return _applied(g, chosen)
 
 
@@ -270,7 +276,7 @@ def _ram_traits(g: Graph, op, params) -> tuple:
         bool(registry.overlap_constraints(e, g, v))
 
 
-def _lower_arena(g: Graph, cands, pick, chosen):
+def _lower_arena(g: Graph, cands, pick, chosen, slack: float = None):
     """The planned arena decides: where another candidate of no more flash gives a smaller arena in the real plan
     (scratch, in-place and chasing overlaps all counted, which the steps above estimate), take it, the largest
     saving first (then the fewest cycles), until none does. Only candidates that need less scratch or can share
@@ -301,7 +307,7 @@ def _lower_arena(g: Graph, cands, pick, chosen):
         return next((c.cycles for c in dict(cands)[idx] if dict(c.params) == params), 0.0)
 
     total = sum(cycles_of(idx, chosen[idx]) for idx, _ in cands)
-    spare = ARENA_CYCLE_SLACK * total
+    spare = (ARENA_CYCLE_SLACK if slack is None else slack) * total
     # layers of equal shape may set the peak together: a swap is tried on the layer alone and on its whole group
     key_of = {idx: _share_key(g, g.op_by_index(idx)) for idx, _ in cands}
     for _ in range(len(cands)):

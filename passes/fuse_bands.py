@@ -428,10 +428,10 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
     return g
 
 
-def rechoose_variants(g: Graph, budget: Any = "default", prefer: Any = None) -> Graph:
+def rechoose_variants(g: Graph, budget: Any = "default", prefer: Any = None, optimize: str = "balanced") -> Graph:
     """After a fusion the peak may sit elsewhere: choose_variants again (its RAM steps now see the banded plan)."""
     if not any(op.kind == "BANDED_PAIR" for op in g.ops):
         return g
     from specializer.passes.choose_variants import choose_variants
 
-    return choose_variants(g, budget, prefer)
+    return choose_variants(g, budget, prefer, optimize)
