@@ -10,8 +10,9 @@ How it works
    `specializer.ops` through the `OP_SPECS` table (the writer uses the same table).
 3. Tensors become `ir.Tensor`s: constants carry read-only numpy data (little-endian), quantization becomes `Quant`.
 4. `check_types(graph)` enforces the int8 contract: int8 activations; float32 only at QUANTIZE inputs /
-   DEQUANTIZE outputs; int16 only on LSTM and SVDF state and the int16x8 ops (INT16_OPS; for those in
-   INT16_POSITIONS only at the listed input/output positions); int32 biases and
+   DEQUANTIZE outputs; int16 only on LSTM and SVDF state, the int16x8 ops (INT16_OPS; for those in
+   INT16_POSITIONS only at the listed input/output positions) and the 16x8 LSTM's input, hidden state and
+   output (LSTM_INT16_POSITIONS); int32 biases and
    ARG_MAX/ARG_MIN indices (int64 indices or axes are refused as TFLM refuses them); float and hybrid SVDF are
    named as such; anything else is an `UnsupportedTypeError`.
 """
@@ -356,6 +357,9 @@ INT16_POSITIONS = {
     "TANH": (("input", 0), ("output", 0)),
     "SOFTMAX": (("input", 0), ("output", 0)),
 }
+# the non-constant positions where UNIDIRECTIONAL_SEQUENCE_LSTM takes int16: the cell state (every integer LSTM),
+# and for TFLM's 16x8 LSTM also the input, the hidden state and the output
+LSTM_INT16_POSITIONS = (("input", 0), ("input", 18), ("input", 19), ("output", 0))
 INT16_OPS = ("QUANTIZE", "DEQUANTIZE", "FULLY_CONNECTED", "ADD", "SUB", "RESHAPE", "SQUEEZE", "EXPAND_DIMS",
              "TRANSPOSE", "STRIDED_SLICE", "SPLIT", "SPLIT_V",
              "CONCATENATION", *INT16_POSITIONS)
@@ -384,7 +388,10 @@ def _check_tensor(g: Graph, op: Op, t: Tensor, where: str, role: str, pos: int) 
                                  or (op.kind == "DEQUANTIZE" and role == "output")):
         return
     if t.dtype == "int16" and op.kind == "UNIDIRECTIONAL_SEQUENCE_LSTM":
-        return
+        if (role, pos) in LSTM_INT16_POSITIONS:  # the cell state (int8 LSTMs too), and the 16x8 LSTM's activations
+            return
+        raise UnsupportedTypeError(f"{where}: {desc} is int16; UNIDIRECTIONAL_SEQUENCE_LSTM takes int16 only as "
+                                   "input 0, the hidden and cell states (inputs 18, 19) and output 0")
     if t.dtype == "int16" and op.kind in INT16_OPS:  # int16x8: 16-bit activations
         if t.quant is None:
             raise UnsupportedTypeError(f"{where}: {desc} is int16 without quantization parameters")

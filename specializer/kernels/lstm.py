@@ -1,4 +1,5 @@
-"""UNIDIRECTIONAL_SEQUENCE_LSTM kernels: int8 activations and weights, int32 biases, int16 cell state.
+"""UNIDIRECTIONAL_SEQUENCE_LSTM kernels: int8 activations and weights, int32 biases, int16 cell state (`lstm_s8`);
+int16 activations, int8 weights, int64 biases, int16 cell state (`lstm_s16`).
 
 How it works
 1. TFLite Micro's integer LSTM (the "8x8->16" kernel behind UNIDIRECTIONAL_SEQUENCE_LSTM): every gate is
@@ -11,8 +12,15 @@ How it works
    biases (bias - zp_x * sum(w_in), -zp_h * sum(w_rec)), exact in int32.
 3. The two state tensors are variables: the emitter resets them (int8 to its zero point, int16 to 0) at the start
    of every run, as a fresh TFLM interpreter does. Gate outputs live in the entry's scratch (4 x batch x cell int16).
-4. Peephole, projection, layer norm, CIFG (absent input gate), per-channel weights, hybrid / float / int16
-   activation models are rejected with a one-line reason.
+4. Peephole, projection, layer norm, CIFG (absent input gate), per-channel weights, hybrid / float activation
+   models are rejected with a one-line reason (each entry refuses the other's activation width).
+5. `lstm_s16`, TFLM's "16x8" integer LSTM (EvalLstm<int16_t, int8_t, int16_t, int64_t>): the same steps, but the
+   gate FCs read int16 input / hidden state, accumulate in int64 on int64 biases and rescale with TFLite's 64-bit
+   MultiplyByQuantizedMultiplier (16-bit rounded multiplier); the hidden state saturates to int16 (its zero point
+   added, as TFLM does). TFLM applies both zero points, so they are folded into the int64 biases like the int8
+   kernel's. Refused: int32 biases (TFLM reads the bias buffer as int64 and misreads them), gate FC shifts
+   outside -31..7 and accumulators that could pass 2^47 (the 64-bit rescale's assumptions). The int16 hidden
+   state restarts at 0 (TFLM resets only int8 variables to their zero point).
 """
 from __future__ import annotations
 
@@ -65,12 +73,18 @@ def _tanh_scaling(power: int) -> tuple[int, int]:
 
 
 def _reject(g, op, core):
+    return _reject_form(g, op, "int8", "int32")
+
+
+def _reject_form(g, op, act: str, bias: str):
+    """Why this layer is not the integer LSTM with `act` input / hidden / output and `bias` gate biases (int8 /
+    int32: the 8x8->16 form; int16 / int64: the 16x8 form), or None."""
     n_in = len(op.inputs)
     if n_in != 24:
         return f"needs the 24 LSTM inputs, got {n_in}"
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
-    if (x.dtype, y.dtype) != ("int8", "int8"):
-        return f"needs int8 input/output, got {x.dtype}/{y.dtype}"
+    if (x.dtype, y.dtype) != (act, act):
+        return f"needs {act} input/output, got {x.dtype}/{y.dtype}"
     if len(x.shape) != 3:
         return f"needs a 3-D input, got shape {x.shape}"
     for i in _ABSENT:
@@ -89,16 +103,20 @@ def _reject(g, op, core):
             return "gate weights must be per-tensor symmetric int8 (zero point 0)"
     for i in range(12, 16):
         b = g.t(op.input(i)) if op.input(i) is not None else None
-        if b is None or not b.is_const or b.dtype != "int32" or b.size != n_cell:
-            return f"gate biases must be constant int32 of {n_cell} values"
+        if b is None or not b.is_const or b.size != n_cell:
+            return f"gate biases must be constant {bias} of {n_cell} values"
+        if b.dtype != bias:
+            return (f"gate biases must be {bias}, got {b.dtype}" + (
+                " (TFLM's 16x8 LSTM reads its biases as int64: an int32 bias would be misread)"
+                if act == "int16" else ""))
     hid, cell = op.input(18), op.input(19)
     if hid is None or cell is None:
         return "needs the hidden and cell state tensors"
     h, c = g.t(hid), g.t(cell)
     if not (h.variable and c.variable):
         return "hidden and cell state must be variable tensors"
-    if (h.dtype, c.dtype) != ("int8", "int16"):
-        return f"needs int8 hidden state and int16 cell state, got {h.dtype}/{c.dtype}"
+    if (h.dtype, c.dtype) != (act, "int16"):
+        return f"needs {act} hidden state and int16 cell state, got {h.dtype}/{c.dtype}"
     if h.size != batches * n_cell or c.size != batches * n_cell:
         return f"state tensors must hold batch x cell = {batches * n_cell} values"
     if tuple(y.shape) != (x.shape[0], x.shape[1], n_cell):
@@ -161,4 +179,73 @@ def _emit(ctx):
 GENERIC = KernelEntry(name="lstm_s8", ops=("UNIDIRECTIONAL_SEQUENCE_LSTM",), template="lstm_s8.c.in",
                       emit=_emit, reject=_reject, scratch_bytes=_scratch)
 
-ENTRIES = (GENERIC,)
+
+# ---- int16x8: TFLM's 16x8 integer LSTM (int16 input / hidden / output, int8 weights, int64 biases) ----------
+_ACC_LIMIT = 1 << 47  # TFLite's 64-bit MultiplyByQuantizedMultiplier assumes |acc| < 2^47
+
+
+def _folded_s16(g, op):
+    """Per-gate int64 biases with the zero points folded in (input side: bias - zp_x sum(w_in); recurrent side:
+    -zp_h sum(w_rec)), as Python ints, and the accumulators' worst-case magnitude."""
+    x, h = g.t(op.inputs[0]), g.t(op.input(18))
+    w_in = [g.t(op.input(1 + k)).data.astype(np.int64) for k in range(4)]
+    w_rec = [g.t(op.input(5 + k)).data.astype(np.int64) for k in range(4)]
+    bias = [g.t(op.input(12 + k)).data.astype(np.int64).reshape(-1).astype(object) for k in range(4)]
+    # Python ints: an int64 bias minus the zero-point term may leave int64 (then refused by the bound)
+    b_in = [bias[k] - int(x.quant.zp) * w_in[k].sum(axis=1).astype(object) for k in range(4)]
+    b_rec = [-int(h.quant.zp) * w_rec[k].sum(axis=1).astype(object) for k in range(4)]
+    worst = 0
+    for b, w in zip(b_in + b_rec, w_in + w_rec):
+        span = (32768 * np.abs(w).sum(axis=1)).astype(object)  # |x| <= 32768
+        worst = max([worst] + [abs(int(v)) + int(r) for v, r in zip(b, span)])
+    return b_in, b_rec, worst
+
+
+def _reject_s16(g, op, core):
+    why = _reject_form(g, op, "int16", "int64")
+    if why:
+        return why
+    rq = op.requant
+    if any(not -31 <= s <= 7 for s in (*rq.input_shift, *rq.recurrent_shift)):
+        return ("a gate FC multiplier's shift is outside -31..7 (TFLite's 64-bit MultiplyByQuantizedMultiplier "
+                "takes no other; input or hidden scale x weight scale too far from 2^-12)")
+    if _folded_s16(g, op)[2] >= _ACC_LIMIT:
+        return ("a gate accumulator could exceed +-2^47 (TFLite's 64-bit MultiplyByQuantizedMultiplier would "
+                "overflow); the biases are too large")
+    return None
+
+
+def _emit_s16(ctx):
+    g, op = ctx.g, ctx.op
+    rq = op.requant
+    batches, steps, n_input, n_cell = _sizes(g, op)
+    x, y = ctx.inp(0), ctx.out()
+    h, c = ctx.inp(18), ctx.inp(19)
+    b_in, b_rec, _ = _folded_s16(g, op)
+    w_in = [g.t(op.input(1 + k)).data for k in range(4)]
+    w_rec = [g.t(op.input(5 + k)).data for k in range(4)]
+    wi = ctx.weights(np.concatenate(w_in).astype(np.int8), hint=f"l{op.index}_w_in")
+    wr = ctx.weights(np.concatenate(w_rec).astype(np.int8), hint=f"l{op.index}_w_rec")
+    bi = ctx.weights(np.array([int(v) for b in b_in for v in b], dtype=np.int64), hint=f"l{op.index}_b_in")
+    br = ctx.weights(np.array([int(v) for b in b_rec for v in b], dtype=np.int64), hint=f"l{op.index}_b_rec")
+    lut = ctx.weights(sigmoid_table(), "uint16_t", hint="sigmoid_q16_table")
+    fn = ctx.fn()
+    tmult, tshift = _tanh_scaling(rq.cell_scale_power)
+
+    def arr(v):
+        return "{ " + ", ".join(str(int(e)) for e in v) + " }"
+
+    p = ctx.sym("p")
+    ctx.static(f"static const {fn}_params {p} = {{ {batches}, {steps}, {n_input}, {n_cell}, "
+               f"{int(op.attrs.time_major)}, "
+               f"{arr(rq.input_mult)}, {arr(rq.input_shift)}, {arr(rq.recurrent_mult)}, {arr(rq.recurrent_shift)}, "
+               f"{rq.forget_cell[0]}, {rq.forget_cell[1]}, {rq.input_cell[0]}, {rq.input_cell[1]}, "
+               f"{rq.hidden[0]}, {rq.hidden[1]}, {h.quant.zp}, {rq.cell_clip}, {tmult}, {tshift} }};")
+    ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {wi}, {wr}, {bi}, {br}, {lut}, {ctx.ptr(h.id)}, {ctx.ptr(c.id)}, "
+             f"{ctx.ptr(y.id)}, {ctx.scratch('int16_t')});")
+
+
+INT16 = KernelEntry(name="lstm_s16", ops=("UNIDIRECTIONAL_SEQUENCE_LSTM",), template="lstm_s16.c.in",
+                    emit=_emit_s16, reject=_reject_s16, scratch_bytes=_scratch)
+
+ENTRIES = (GENERIC, INT16)
