@@ -35,7 +35,7 @@ def test_kws16_in_simulator(tmp_path):
                               opt="-O3")
     assert not bad, bad[:3]
     kernels = {op.kind: op.kernel.entry for op in res.graph.ops if op.kernel}
-    assert kernels["CONV_2D"] == "conv2d_s16_dsp" and kernels["DEPTHWISE_CONV_2D"].endswith("_s16")
+    assert kernels["CONV_2D"] == "conv2d_s16_dsp" and kernels["DEPTHWISE_CONV_2D"] == "depthwise_conv2d_s16_dsp"
     assert kernels["FULLY_CONNECTED"] == "fully_connected_s16_dsp" and kernels["SOFTMAX"] == "softmax_s16"
 
 

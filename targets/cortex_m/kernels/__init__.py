@@ -17,4 +17,5 @@ ENTRIES = (
     lstm.ENTRY,
     s16.CONV_ENTRY,
     s16.FC_ENTRY,
+    s16.DW_ENTRY,
 )

@@ -15,6 +15,14 @@ How it works
    MultiplyByQuantizedMultiplier, with the 16-bit rounded multiplier computed offline by the same formula.
 4. Both entries refuse everything that is not int16 in and out with int8 weights, so the int8 entries and these
    never take each other's layers; whatever they refuse runs on the generic bit-exact kernels.
+5. `depthwise_conv2d_s16_dsp` (DEPTHWISE_CONV_2D, depth multiplier 1, template depthwise_s16_dsp.c.in): a word
+   of the NHWC input holds channels (c, c+1) of one tap; the weights are stored as int16 words per channel pair
+   and tap, and SMLABB/SMLATT add a tap's two products into the two channels' accumulators. The accumulators
+   are int32 where 32768 * sum |w| < 2^31 for every channel (the bias is not in the sum: it is part of the
+   requantization's 64-bit start constant), else int64 (SMLALBB/SMLALTT). Border pixels are grouped into
+   classes of equal inside-tap windows (depthwise.py's `classes_and_segments`), each with its own unrolled
+   function; the requantization is the same offline fold as above (`_rq_constants`), one SMLAL where every
+   pre-shifted multiplier is below 2^31 and the sum is 32-bit.
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ from specializer.registry import KernelEntry
 from .common import POS, add_stream, finish_stream, interleave, pack16, per_channel, variant_name
 
 TEMPLATE = str(Path(__file__).resolve().parent / "conv2d_s16_dsp.c.in")
+DW_TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_s16_dsp.c.in")
 FULL = 16  # segments of at most this many word steps are straight code; longer ones loop
 UNROLL = 8  # steps per looped body
 OCB = 2  # output channels per block (4 int64 accumulators = 8 registers)
@@ -219,3 +228,131 @@ FC_ENTRY = KernelEntry(name="fully_connected_s16_dsp", ops=("FULLY_CONNECTED",),
                        emit=lambda ctx: _emit(ctx, True), reject=fc_reject, template_args=template_args,
                        scratch_bytes=scratch_bytes, priority=10, generic=False, requires=frozenset({"dsp"}),
                        reorder=reorder)
+
+
+# ---- DEPTHWISE_CONV_2D 16x8 (depth multiplier 1) -----------------------------------------------------------------
+DW_GROUP = 3  # (input word, weight word) pairs loaded in one run before their multiply-accumulates (32-bit sums)
+DW_GROUP64 = 2  # the same with 64-bit sums (four accumulator registers)
+DW_MAX_TAPS = 1000  # a channel pair's stream words (taps + 8) stay within an LDR's immediate offset (4095 bytes)
+
+
+def dw_reject(g, op, core):
+    why = generic_conv16._dw_reject(g, op, core)
+    if why:
+        return why
+    x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
+    if x.shape[3] != y.shape[3]:
+        return "depth multiplier > 1 (generic kernel)"
+    if not _int64_bias(g, op):
+        return "int32 bias (generic kernel)"
+    w = g.t(op.inputs[1])
+    if w.shape[1] * w.shape[2] > DW_MAX_TAPS:
+        return (f"{w.shape[1] * w.shape[2]} taps: beyond {DW_MAX_TAPS} (stream offsets past an LDR's 4 KB; "
+                "generic kernel)")
+    return None
+
+
+def _dw_weights(g, op) -> np.ndarray:
+    """(taps, C) int8 weights as int64, taps in (ky, kx) order."""
+    w = g.t(op.inputs[1])
+    return w.data.astype(np.int64).reshape(-1, w.shape[3])
+
+
+def dw_acc64(g, op) -> bool:
+    """True when some channel's sum of taps could leave int32 (32768 * sum |w| >= 2^31): 64-bit accumulators."""
+    return int(32768 * np.abs(_dw_weights(g, op)).sum(axis=0).max(initial=0)) >= 1 << 31
+
+
+def dw_template_args(g, op) -> dict:
+    from .depthwise import _geometry, classes_and_segments
+
+    geo = _geometry(g, op)
+    c, kh, kw = geo["C"], geo["KH"], geo["KW"]
+    t = kh * kw
+    lo, hi = tuple(op.clamp) if op.clamp is not None else (-32768, 32767)
+    classes, segs = classes_and_segments(geo)
+    rowsegs = []
+    for oy0, oy1, ox0, ox1, ci in segs:
+        if not rowsegs or rowsegs[-1][:2] != (oy0, oy1):
+            rowsegs.append((oy0, oy1, []))
+        rowsegs[-1][2].append((ox0, ox1, ci))
+    acc64 = dw_acc64(g, op)
+    grp = DW_GROUP64 if acc64 else DW_GROUP
+    fns = []
+    for ci, (r0, r1, c0, c1) in enumerate(classes):
+        taps = [(ky * kw + kx, 2 * ((ky - r0) * geo["DH"] * geo["IW"] + (kx - c0) * geo["DW"]) * c)
+                for ky in range(r0, r1) for kx in range(c0, c1)]
+        fns.append((ci, tuple(tuple(taps[i:i + grp]) for i in range(0, len(taps), grp))))
+    if any(sg[4] < 0 for sg in segs):
+        taps = [(i, 0) for i in range(t)]
+        fns.append((-1, tuple(tuple(taps[i:i + grp]) for i in range(0, len(taps), grp))))
+    rq, mc, ec, _ = _rq_constants(op, c, np.zeros(c, dtype=np.int64))
+    uniform = (int(mc[0]), int(ec[0])) if np.all(mc == mc[0]) and np.all(ec == ec[0]) else None
+    e0 = rq == "hi" and bool(np.all(ec == 0))
+    ms = rq == "hi" and bool(np.all(mc < 1 << 31))
+    per = 0 if uniform else (1 if e0 else 2)  # multiplier (and shift) words per channel
+    sat = None  # the clamp as one SSAT/USAT where its range is [-2^(n-1), 2^(n-1) - 1] or [0, 2^n - 1]
+    for n in range(1, 17):
+        if (lo, hi) == (-(1 << (n - 1)), (1 << (n - 1)) - 1):
+            sat = ("__ssat", n)
+        elif (lo, hi) == (0, (1 << n) - 1) and n < 16:
+            sat = ("__usat", n)
+    return dict(geo, NP=c // 2, ODD=c % 2, T=t, CLASSES=classes, ROWSEGS=tuple((a, b, tuple(s)) for a, b, s in rowsegs),
+                FNS=tuple(fns), ACC64=acc64, RQ=rq, MS=ms, UNIFORM=uniform, E0=e0, ACT_MIN=int(lo), ACT_MAX=int(hi),
+                SAT=sat,
+                GW2=t + 2 * (2 + per), GW1=t + 1 * (2 + per))
+
+
+def dw_build_stream(g, op, args: dict) -> np.ndarray:
+    w = _dw_weights(g, op)
+    c = w.shape[1]
+    rq, mc, ec, kc = _rq_constants(op, c, _bias64(g, op, c))
+    assert rq == args["RQ"]
+
+    def k_words(ch):
+        return [kc[ch] & 0xFFFFFFFF, kc[ch] >> 32]
+
+    def consts(chs):
+        out = [np.array([v for ch in chs for v in k_words(ch)], dtype=np.uint64).astype(np.uint32).view(np.int32)
+               .astype(np.int64)]
+        if args["UNIFORM"] is None:
+            m = mc[chs]
+            out.append(np.where(m >= 1 << 31, m - (1 << 32), m))
+            if not args["E0"]:
+                out.append(ec[chs])
+        return out
+
+    parts = []
+    for p in range(c // 2):
+        parts.append(pack16(w[:, 2 * p], w[:, 2 * p + 1]).astype(np.int64))
+        parts += consts([2 * p, 2 * p + 1])
+    if c % 2:
+        parts.append(w[:, c - 1])
+        parts += consts([c - 1])
+    stream = finish_stream(parts)
+    assert stream.size == c // 2 * args["GW2"] + c % 2 * args["GW1"]
+    return stream
+
+
+def dw_reorder(g, op):
+    return add_stream(g, op, dw_build_stream(g, op, dw_template_args(g, op)), "dw16_stream")
+
+
+def dw_variant(args: dict) -> str:
+    return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
+                        d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
+                        p=f"{args['PT']}x{args['PL']}", c=args["C"], cls=len(args["CLASSES"]),
+                        a="64" if args["ACC64"] else None, rq="u" if args["UNIFORM"] else None) + "__dsp"
+
+
+def dw_emit(ctx):
+    op = ctx.op
+    args = dw_template_args(ctx.g, op)
+    fn = ctx.fn(variant=dw_variant(args), **args)
+    x, y = ctx.inp(0), ctx.out()
+    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)});")
+
+
+DW_ENTRY = KernelEntry(name="depthwise_conv2d_s16_dsp", ops=("DEPTHWISE_CONV_2D",), template=DW_TEMPLATE,
+                       emit=dw_emit, reject=dw_reject, template_args=dw_template_args, priority=10, generic=False,
+                       requires=frozenset({"dsp"}), reorder=dw_reorder)
