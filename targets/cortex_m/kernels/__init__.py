@@ -7,7 +7,7 @@ wherever an entry's predicate refuses it.
 """
 from __future__ import annotations
 
-from . import conv, depthwise, elementwise, fully_connected, lstm, s16
+from . import conv, depthwise, elementwise, fully_connected, lstm, s16, scalar
 
 ENTRIES = (
     conv.ENTRY,
@@ -18,4 +18,6 @@ ENTRIES = (
     s16.CONV_ENTRY,
     s16.FC_ENTRY,
     s16.DW_ENTRY,
+    scalar.CONV_ENTRY,
+    scalar.FC_ENTRY,
 )
