@@ -26,20 +26,27 @@ def _geometry(g, op):
 
 
 def _reject(g, op, core):
+    return _pool_reject(g, op, "int8")
+
+
+def _pool_reject(g, op, dtype: str, max_taps: int = 0):
+    """The int8 and int16 pools' common checks: types, shapes, one quantization, padding, no empty window."""
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     a = op.attrs
-    if (x.dtype, y.dtype) != ("int8", "int8"):
-        return f"needs int8 input/output, got {x.dtype}/{y.dtype}"
+    if (x.dtype, y.dtype) != (dtype, dtype):
+        return f"needs {dtype} input/output, got {x.dtype}/{y.dtype}"
     if len(x.shape) != 4 or len(y.shape) != 4:
         return "needs 4-D NHWC input and output"
     if x.quant is None or y.quant is None:
         return "needs quantized input and output"
     if (x.quant.scale, x.quant.zero_point) != (y.quant.scale, y.quant.zero_point):
-        return "needs the same quantization on input and output (int8 pooling does not requantize)"
+        return f"needs the same quantization on input and output ({dtype} pooling does not requantize)"
     if x.shape[0] != y.shape[0] or x.shape[3] != y.shape[3]:
         return f"input {x.shape} and output {y.shape} differ in batch or channels"
     if min(a.stride_h, a.stride_w, a.filter_h, a.filter_w) < 1:
         return "filter sizes and strides must be >= 1"
+    if max_taps and a.filter_h * a.filter_w > max_taps:
+        return f"a {a.filter_h}x{a.filter_w} window could overflow TFLite Micro's int32 sum of {dtype} values"
     if a.explicit_padding is None:
         if a.padding not in ("SAME", "VALID"):
             return f"unknown padding {a.padding}"
@@ -56,13 +63,13 @@ def _reject(g, op, core):
     return None
 
 
-def _emit(ctx):
+def _emit(ctx, full=(-128, 127)):
     op = ctx.op
     x, y = ctx.inp(0), ctx.out()
     a = op.attrs
     fn = ctx.fn(AVG=op.kind == "AVERAGE_POOL_2D")
     top, _, left, _ = _geometry(ctx.g, op)
-    lo, hi = op.clamp if op.clamp is not None else (-128, 127)
+    lo, hi = op.clamp if op.clamp is not None else full
     p = ctx.sym("p")
     ctx.static(f"static const {fn}_params {p} = {{ {x.shape[0]}, {x.shape[1]}, {x.shape[2]}, {x.shape[3]}, "
                f"{y.shape[1]}, {y.shape[2]}, {a.filter_h}, {a.filter_w}, {a.stride_h}, {a.stride_w}, "
