@@ -159,6 +159,14 @@ def _emit(ctx):
     wr = ctx.weights(np.concatenate(w_rec).astype(np.int8), hint=f"l{op.index}_w_rec")
     bi = ctx.weights(b_in.astype(np.int32), hint=f"l{op.index}_b_in")
     br = ctx.weights(b_rec.astype(np.int32), hint=f"l{op.index}_b_rec")
+    _emit_call(ctx, op, rq, (batches, steps, n_input, n_cell), (x, h, c, y), (wi, wr, bi, br))
+
+
+def _emit_call(ctx, op, rq, dims, tensors, consts) -> None:
+    """The parameter struct and the call both LSTM kernels (int8 and 16x8) take."""
+    batches, steps, n_input, n_cell = dims
+    x, h, c, y = tensors
+    wi, wr, bi, br = consts
     lut = ctx.weights(sigmoid_table(), "uint16_t", hint="sigmoid_q16_table")
     fn = ctx.fn()
     tmult, tshift = _tanh_scaling(rq.cell_scale_power)
@@ -228,21 +236,7 @@ def _emit_s16(ctx):
     wr = ctx.weights(np.concatenate(w_rec).astype(np.int8), hint=f"l{op.index}_w_rec")
     bi = ctx.weights(np.array([int(v) for b in b_in for v in b], dtype=np.int64), hint=f"l{op.index}_b_in")
     br = ctx.weights(np.array([int(v) for b in b_rec for v in b], dtype=np.int64), hint=f"l{op.index}_b_rec")
-    lut = ctx.weights(sigmoid_table(), "uint16_t", hint="sigmoid_q16_table")
-    fn = ctx.fn()
-    tmult, tshift = _tanh_scaling(rq.cell_scale_power)
-
-    def arr(v):
-        return "{ " + ", ".join(str(int(e)) for e in v) + " }"
-
-    p = ctx.sym("p")
-    ctx.static(f"static const {fn}_params {p} = {{ {batches}, {steps}, {n_input}, {n_cell}, "
-               f"{int(op.attrs.time_major)}, "
-               f"{arr(rq.input_mult)}, {arr(rq.input_shift)}, {arr(rq.recurrent_mult)}, {arr(rq.recurrent_shift)}, "
-               f"{rq.forget_cell[0]}, {rq.forget_cell[1]}, {rq.input_cell[0]}, {rq.input_cell[1]}, "
-               f"{rq.hidden[0]}, {rq.hidden[1]}, {h.quant.zp}, {rq.cell_clip}, {tmult}, {tshift} }};")
-    ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {wi}, {wr}, {bi}, {br}, {lut}, {ctx.ptr(h.id)}, {ctx.ptr(c.id)}, "
-             f"{ctx.ptr(y.id)}, {ctx.scratch('int16_t')});")
+    _emit_call(ctx, op, rq, (batches, steps, n_input, n_cell), (x, h, c, y), (wi, wr, bi, br))
 
 
 INT16 = KernelEntry(name="lstm_s16", ops=("UNIDIRECTIONAL_SEQUENCE_LSTM",), template="lstm_s16.c.in",
