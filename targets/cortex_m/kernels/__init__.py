@@ -7,7 +7,7 @@ wherever an entry's predicate refuses it.
 """
 from __future__ import annotations
 
-from . import conv, depthwise, elementwise, fully_connected, lstm, s16, scalar
+from . import conv, depthwise, elementwise, fully_connected, lstm, s16, scalar, scalar_dw
 
 ENTRIES = (
     conv.ENTRY,
@@ -20,4 +20,5 @@ ENTRIES = (
     s16.DW_ENTRY,
     scalar.CONV_ENTRY,
     scalar.FC_ENTRY,
+    scalar_dw.ENTRY,
 )
