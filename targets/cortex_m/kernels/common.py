@@ -46,11 +46,23 @@ def per_channel(values: Sequence[int], n: int) -> np.ndarray:
 
 
 def requant_constants(op: Op, acc_bound: np.ndarray, out_zp: int, acc_range=None) -> RequantPlan:
-    """`requant_plan` for an op whose `op.requant` is a ChannelRequant (conv, depthwise, fully connected)."""
+    """`requant_plan` for an op whose `op.requant` is a ChannelRequant (conv, depthwise, fully connected).
+    Memoized on the values (the variant choice asks for the same layer's constants many times)."""
     n = len(acc_bound)
     lo, hi = tuple(op.clamp) if op.clamp is not None else (-128, 127)
-    return requant_plan(per_channel(op.requant.multiplier, n), per_channel(op.requant.shift, n), acc_bound, out_zp,
-                        acc_range=acc_range, clamp=(lo, hi))
+    mult, shift = per_channel(op.requant.multiplier, n), per_channel(op.requant.shift, n)
+    bound = np.asarray(acc_bound, dtype=np.int64)
+    key = (mult.tobytes(), shift.tobytes(), bound.tobytes(), int(out_zp), lo, hi,
+           None if acc_range is None else tuple(np.asarray(r, dtype=np.int64).tobytes() for r in acc_range))
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) > 4096:
+            _PLANS.clear()
+        plan = _PLANS[key] = requant_plan(mult, shift, bound, out_zp, acc_range=acc_range, clamp=(lo, hi))
+    return plan
+
+
+_PLANS: dict = {}
 
 
 def constant_channels(mult, shift, acc_range, out_zp: int, clamp) -> tuple[np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ How it works
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -261,7 +262,14 @@ def _planar_nwh(geo: dict) -> int:
 
 
 def planar_args(geo: dict) -> dict:
-    """Template arguments of the planar variant (see depthwise_planar_s8_dsp.c.in)."""
+    """Template arguments of the planar variant (see depthwise_planar_s8_dsp.c.in); a fresh copy of the memoized
+    ones (the variant choice asks for them many times)."""
+    return dict(_planar_args(tuple(sorted(geo.items()))))
+
+
+@functools.lru_cache(maxsize=1024)
+def _planar_args(key: tuple) -> dict:
+    geo = dict(key)
     kh, kw, sh, dh, pt = geo["KH"], geo["KW"], geo["SH"], geo["DH"], geo["PT"]
     ih, iw, ow = geo["IH"], geo["IW"], geo["OW"]
     nwh = _planar_nwh(geo)
