@@ -97,12 +97,25 @@ def _requant(g, op):
     32-bit-only evaluation of it: M0+ has no 64-bit multiply), ("wide", m, k, e) without the accumulator bound,
     else ("generic", multiplier, shift)."""
     w, folded, bias, zp = _folded(g, op)
-    r = w.shape[0]
     bound = np.minimum(np.abs(bias) + input_span(zp) * np.abs(w).sum(axis=1),
                        np.abs(folded) + 128 * np.abs(w).sum(axis=1))
+    mult, shift, rqw = rqw_form(op, bound)
+    if rqw is not None:
+        m, el, _ = rqw
+        if bool(np.all(bound < SPLIT_LIMIT)):  # spz_rqw's value from 16 x 16-bit products (no 64-bit multiply)
+            return "split", [m & 0xFFFF, 2 * (m >> 16), np.int64(1) << (el - 1), el]
+        return "wide", [m, np.int64(1) << (el - 1), el]
+    return "generic", [mult, shift]
+
+
+def rqw_form(op, bound: np.ndarray):
+    """(multiplier, shift, (m, e, head) or None): per channel TFLite's constants, and spz_rqw's m (0 on channels
+    whose output is the zero point for every reachable accumulator), right shift e and |SRDHM| bound where spz_rqw
+    is exact inside int32 for every channel (right shifts 1..31, multipliers >= 0)."""
+    n = len(bound)
     rq = op.requant
-    mult = np.broadcast_to(np.asarray(rq.multiplier, dtype=np.int64).reshape(-1), (r,)).copy()
-    shift = np.broadcast_to(np.asarray(rq.shift, dtype=np.int64).reshape(-1), (r,)).copy()
+    mult = np.broadcast_to(np.asarray(rq.multiplier, dtype=np.int64).reshape(-1), (n,)).copy()
+    shift = np.broadcast_to(np.asarray(rq.shift, dtype=np.int64).reshape(-1), (n,)).copy()
     e = -shift
     head = (bound * mult) // INT32 + 1
     dead = (mult == 0) | ((e >= 1) & (head < (np.int64(1) << np.clip(e - 1, 0, 62))))
@@ -110,11 +123,8 @@ def _requant(g, op):
     el = np.where(live, e, 1)
     if bool(np.all(el >= 1) and np.all(mult >= 0) and np.all(el <= 31)
             and np.all(head + 1 + (np.int64(1) << (el - 1)) < INT32)):
-        m = np.where(live, mult, 0)
-        if bool(np.all(bound < SPLIT_LIMIT)):  # spz_rqw's value from 16 x 16-bit products (no 64-bit multiply)
-            return "split", [m & 0xFFFF, 2 * (m >> 16), np.int64(1) << (el - 1), el]
-        return "wide", [m, np.int64(1) << (el - 1), el]
-    return "generic", [mult, shift]
+        return mult, shift, (np.where(live, mult, 0), el, head)
+    return mult, shift, None
 
 
 def _geometry(g, op) -> dict:

@@ -31,7 +31,7 @@ from specializer.registry import KernelEntry
 
 from .common import add_stream, bias_of, clamp_of, finish_stream, input_span, variant_name
 from .depthwise import _geometry
-from .scalar import INT32, SPLIT_LIMIT, _core_reject
+from .scalar import INT32, SPLIT_LIMIT, _core_reject, rqw_form
 
 TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_s8_scalar.c.in")
 MAX_SCRATCH = 24 * 1024
@@ -114,20 +114,11 @@ def _requant(g, op):
     """As scalar._requant, for the depthwise weights: ("splitz", [ml, 2 mh, k + (out_zp << e), e]),
     ("wide", [m, k, e]) or ("generic", [multiplier, shift])."""
     w, folded, bias, zp = _folded(g, op)
-    c = w.shape[1]
     aw = np.abs(w).sum(axis=0)
     bound = np.minimum(np.abs(bias) + input_span(zp) * aw, np.abs(folded) + 128 * aw)
-    rq = op.requant
-    mult = np.broadcast_to(np.asarray(rq.multiplier, dtype=np.int64).reshape(-1), (c,)).copy()
-    shift = np.broadcast_to(np.asarray(rq.shift, dtype=np.int64).reshape(-1), (c,)).copy()
-    e = -shift
-    head = (bound * mult) // INT32 + 1
-    dead = (mult == 0) | ((e >= 1) & (head < (np.int64(1) << np.clip(e - 1, 0, 62))))
-    live = ~dead
-    el = np.where(live, e, 1)
-    if bool(np.all(el >= 1) and np.all(mult >= 0) and np.all(el <= 31)
-            and np.all(head + 1 + (np.int64(1) << (el - 1)) < INT32)):
-        m = np.where(live, mult, 0)
+    mult, shift, rqw = rqw_form(op, bound)
+    if rqw is not None:
+        m, el, head = rqw
         # "splitz": scalar.py's 32-bit-only spz_rqw (|acc| < 2^24) with the output zero point folded into the
         # rounding term: ((x + k + s) >> e) + zp = (x + k + (zp << e) + s) >> e, exact inside int32 (always: a
         # live channel with |acc| < 2^24 has e <= 23, so |zp << e| < 2^30)
