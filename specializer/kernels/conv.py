@@ -71,9 +71,11 @@ def _common_reject(g, op):
 
 
 def _conv_reject(g, op, core):
-    why = _common_reject(g, op)
-    if why:
-        return why
+    return _common_reject(g, op) or _group_reason(g, op)
+
+
+def _group_reason(g, op):
+    """CONV_2D's filter count and (grouped) depth against its input and output; None when they agree."""
     x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
     if w.shape[0] != y.shape[3]:
         return f"weights have {w.shape[0]} filters for {y.shape[3]} output channels"

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..ops import conv_output_size, explicit_padding
 from ..registry import KernelEntry
+from .conv import _group_reason
 
 
 def _common_reject(g, op) -> Optional[str]:
@@ -130,18 +131,7 @@ def _int32_sum_reason(g, op) -> Optional[str]:
 
 
 def _conv_reject(g, op, core) -> Optional[str]:
-    why = _common_reject(g, op)
-    if why:
-        return why
-    x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
-    if w.shape[0] != y.shape[3]:
-        return f"weights have {w.shape[0]} filters for {y.shape[3]} output channels"
-    if w.shape[3] < 1 or x.shape[3] % w.shape[3]:
-        return f"input depth {x.shape[3]} is not a multiple of the filter depth {w.shape[3]}"
-    groups = x.shape[3] // w.shape[3]
-    if y.shape[3] % groups:
-        return f"{y.shape[3]} output channels do not split into {groups} groups"
-    why = _bias_reason(g, op, ("int64", "int32"))
+    why = _common_reject(g, op) or _group_reason(g, op) or _bias_reason(g, op, ("int64", "int32"))
     if why:
         return why
     return _int64_reason(g, op) if _uses_64bit_rescale(g, op) else _int32_sum_reason(g, op)
