@@ -78,7 +78,8 @@ def template_args(g, op) -> dict:
 
 def variants(g, op) -> list:
     """XT (fast; a 2K-byte scratch for the transformed input row) or the unpacking form (no scratch): measured on
-    the autoencoder's 640-deep first layer, 1.26 and 1.56 cycles per MAC (103,447 and 127,6xx cycles)."""
+    the autoencoder's 640-deep first layer, 1.26 and 1.56 cycles per MAC (103,447 and 127,523 cycles:
+    `specializer bench mlperf_ad_fc_autoencoder.tflite --opt=-O3`, default and `--optimize ram` builds)."""
     from specializer.passes.choose_variants import Variant
 
     if not _xt_ok(g, op):
