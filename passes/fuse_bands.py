@@ -102,6 +102,46 @@ class BandedPair:
                 f"rows, band {self.band_rows}x{self.row_bytes} B, {len(self.sub.ops)} sub-layers)")
 
 
+@dataclass(frozen=True)
+class FcStep:
+    """One output row of P in a BANDED_FC: P's sub-layer computes it from input rows x_row.. into the band, the
+    fully connected layer adds it to its accumulators."""
+
+    row: int
+    x_row: int
+    p_op: int
+
+
+@dataclass(frozen=True, eq=False)
+class BandedFC:
+    """attrs of BANDED_FC: P's row sub-layers (a small sub-graph), one step per output row of P, and the fully
+    connected layer's constants laid out per row (targets/cortex_m/kernels/fc_band.fc_plan)."""
+
+    sub: Any  # Graph
+    steps: tuple
+    p_index: int
+    c_index: int
+    row_bytes: int  # one output row of P: the inputs the fully connected layer takes per step
+    x_row_bytes: int
+    p_macs: int
+    c_macs: int
+    depth: int  # the fully connected layer's depth (its practical ceiling)
+    plan: Any
+    zero_scratch: bool = False  # the sub-layers' scratch is zeroed once before the rows (their variant BZ)
+
+    @property
+    def macs(self) -> int:
+        return self.p_macs + self.c_macs
+
+    @property
+    def members(self) -> tuple:
+        return (self.p_index, self.c_index)
+
+    def __repr__(self) -> str:
+        return (f"BandedFC(P #{self.p_index} -> FULLY_CONNECTED #{self.c_index}, {len(self.steps)} rows of "
+                f"{self.row_bytes} B, {len(self.sub.ops)} sub-layers)")
+
+
 def _consumers(g: Graph, tid: int) -> list:
     return [op for op in g.ops if tid in op.inputs]
 
@@ -143,6 +183,90 @@ def candidates(g: Graph) -> list:
         if len(users) == 1 and _windowed(g, users[0]) and users[0].inputs[0] == m and m not in g.outputs:
             out.append((p, users[0]))
     return out
+
+
+def fc_candidates(g: Graph) -> list:
+    """(P, FC): a convolution (as `_producer` takes it) whose int8 output only a FULLY_CONNECTED with the DSP
+    kernel reads, as its one input row (the flattened tensor); the FC then runs on P's rows as they come."""
+    out = []
+    for p in g.ops:
+        if not _producer(g, p):
+            continue
+        m = p.outputs[0]
+        users = _consumers(g, m)
+        if len(users) != 1 or m in g.outputs:
+            continue
+        c = users[0]
+        if c.kind != "FULLY_CONNECTED" or c.kernel is None or c.kernel.entry != "fully_connected_s8_dsp" \
+                or c.inputs[0] != m or m in c.inputs[1:]:
+            continue
+        mt, w = g.t(m), g.t(c.inputs[1])
+        if mt.dtype == "int8" and len(w.shape) == 2 and w.shape[1] == mt.size:
+            out.append((p, c))
+    return out
+
+
+def build_fc(g: Graph, p: Op, c: Op, core: Any, inherit: Any = True) -> Optional[Op]:
+    """The BANDED_FC op replacing p and the fully connected layer c (None when a row sub-layer has no kernel)."""
+    from specializer.api import op_macs
+    from specializer.targets.cortex_m.kernels.fc_band import fc_plan
+
+    x, m = g.t(p.inputs[0]), g.t(p.outputs[0])
+    _, h, w_, cm = m.shape
+    tensors = {tid: t for tid, t in g.tensors.items() if t.is_const}
+    nid = max(g.tensors) + 1
+    ops: list = []
+    ins, outs, parent, table, steps = [], [], {}, {}, []
+    base = SUB_INDEX + 1000 * c.index
+    for r in range(h):
+        x0, xn, pt_, pb_ = _window(g, p, r, 1)
+        if (xn, pt_, pb_) not in table:
+            i, o = nid, nid + 1
+            tensors[i] = dataclasses.replace(x, id=i, shape=(1, xn) + x.shape[2:], data=None, variable=False)
+            tensors[o] = dataclasses.replace(m, id=o, shape=(1, 1) + m.shape[2:], data=None, variable=False)
+            nid += 2
+            idx = base + len(ops)
+            table[(xn, pt_, pb_)] = idx
+            parent[idx] = p
+            ops.append(dataclasses.replace(p, inputs=(i,) + tuple(p.inputs[1:]), outputs=(o,), index=idx,
+                                           attrs=dataclasses.replace(p.attrs, explicit_padding=(pt_, pb_) +
+                                                                     _pads(g, p)[2:]), kernel=None, stream=None))
+            ins.append(i)
+            outs.append(o)
+        steps.append(FcStep(r, x0, table[(xn, pt_, pb_)]))
+    sub = _choose_kernels(Graph(tensors=tensors, ops=tuple(ops), inputs=tuple(ins), outputs=tuple(outs),
+                                name=g.name), parent, core, inherit)
+    if sub is None:
+        return None
+    sub, bz = _borders_once(sub)
+    row_bytes = w_ * cm
+    plan = fc_plan(g, c, row_bytes)
+    attrs = BandedFC(sub=sub, steps=tuple(steps), p_index=p.index, c_index=c.index, row_bytes=row_bytes,
+                     x_row_bytes=x.shape[2] * x.shape[3] * DTYPE_BYTES[x.dtype], p_macs=op_macs(g, p),
+                     c_macs=op_macs(g, c), depth=m.size, plan=plan, zero_scratch=bz)
+    scratch = ((row_bytes + 3) // 4 * 4 + 4 * plan["args"]["R"]
+               + max((op.kernel.scratch_bytes for op in sub.ops), default=0))
+    return Op(kind="BANDED_FC", inputs=(x.id,), outputs=(c.outputs[0],), attrs=attrs, index=c.index,
+              kernel=KernelChoice("band_fc", scratch))
+
+
+def _borders_once(sub: Graph) -> tuple:
+    """Row sub-layers that all use the rows form of conv2d_s8_dsp with one buffer layout need their buffer's border
+    bytes zeroed once, not per call (variant BZ; the band zeroes its sub-layer scratch first): (graph, BZ set)."""
+    from specializer.targets.cortex_m.kernels import conv as dsp_conv
+
+    ops, layouts = [], set()
+    for op in sub.ops:
+        if op.kernel is None or op.kernel.entry != "conv2d_s8_dsp":
+            return sub, False
+        k = dataclasses.replace(op.kernel, variant=tuple(sorted({**dict(op.kernel.variant), "BZ": True}.items())))
+        op = dataclasses.replace(op, kernel=k)
+        a = dsp_conv.template_args(sub, op)
+        if not a["BZ"]:
+            return sub, False
+        layouts.add((a["RWB"], a["NSLOT"], a["PL"], a["IW"], a["IC"]))
+        ops.append(op)
+    return (sub.with_ops(ops), True) if len(layouts) == 1 else (sub, False)
 
 
 def _schedule(h: int, kh: int, sh: int, pt: int, oh: int, rows: int = 1) -> list:
@@ -203,6 +327,31 @@ def residual_candidates(g: Graph) -> list:
             out.append((p, c, a, s, pos))
             break
     return out
+
+
+def _choose_kernels(sub: Graph, parent: dict, core: Any, inherit: Any) -> Optional[Graph]:
+    """The registry's kernel for every sub-layer (None if a sub-shape has none); `inherit` as in `build`."""
+    chosen = []
+    for op in sub.ops:
+        par = parent[op.index]
+        try:
+            e = registry.select(sub, op, core)
+        except Exception:  # a sub-shape no kernel takes: leave the layers alone
+            return None
+        same = par.kernel is not None and e.name == par.kernel.entry
+        variant = par.kernel.variant if (inherit and same) else ()
+        if not inherit and same and "WFMT" in dict(par.kernel.variant):  # defaults, in the weight format (flash)
+            variant = (("WFMT", dict(par.kernel.variant)["WFMT"]),)
+        if isinstance(inherit, str) and inherit.startswith("seg") and e.name == "conv2d_s8_dsp":
+            # row segments ("seg": SEG output pixels per buffer row, "seg<n>": n): the rows kernel's speed, little
+            # scratch
+            seg = int(inherit[3:]) if inherit[3:] else SEG
+            variant = tuple(sorted({**dict(variant), "IM": "rows", "RING": False, "SEG": seg}.items()))
+        k = KernelChoice(e.name, 0, variant=variant)
+        op = dataclasses.replace(op, kernel=k)
+        op = dataclasses.replace(op, kernel=dataclasses.replace(k, scratch_bytes=int(e.scratch_bytes(sub, op))))
+        chosen.append(op)
+    return sub.with_ops(chosen).prune()
 
 
 def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1, a: Optional[Op] = None,
@@ -279,28 +428,10 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1
                 ins += ai
                 outs.append(o)
             r["a_op"] = a_of[r["n"]]
-    sub = Graph(tensors=tensors, ops=tuple(ops), inputs=tuple(ins), outputs=tuple(outs), name=g.name)
-    chosen = []
-    for op in sub.ops:
-        par = parent[op.index]
-        try:
-            e = registry.select(sub, op, core)
-        except Exception:  # a sub-shape no kernel takes: leave the layers alone
-            return None
-        same = par.kernel is not None and e.name == par.kernel.entry
-        variant = par.kernel.variant if (inherit and same) else ()
-        if not inherit and same and "WFMT" in dict(par.kernel.variant):  # defaults, in the weight format (flash)
-            variant = (("WFMT", dict(par.kernel.variant)["WFMT"]),)
-        if isinstance(inherit, str) and inherit.startswith("seg") and e.name == "conv2d_s8_dsp":
-            # row segments ("seg": SEG output pixels per buffer row, "seg<n>": n): the rows kernel's speed, little
-            # scratch
-            seg = int(inherit[3:]) if inherit[3:] else SEG
-            variant = tuple(sorted({**dict(variant), "IM": "rows", "RING": False, "SEG": seg}.items()))
-        k = KernelChoice(e.name, 0, variant=variant)
-        op = dataclasses.replace(op, kernel=k)
-        op = dataclasses.replace(op, kernel=dataclasses.replace(k, scratch_bytes=int(e.scratch_bytes(sub, op))))
-        chosen.append(op)
-    sub = sub.with_ops(chosen).prune()
+    sub = _choose_kernels(Graph(tensors=tensors, ops=tuple(ops), inputs=tuple(ins), outputs=tuple(outs),
+                                name=g.name), parent, core, inherit)
+    if sub is None:
+        return None
     row_bytes = w_ * cm * DTYPE_BYTES[m.dtype]
     band_rows = max(r["hi"] - r["lo"] for r in sched)
     if s is not None:  # the shortcut's rows go where the band holds rows C has read and the next step drops
@@ -391,6 +522,12 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
         if best is not None:
             arena, g, key = best
             chosen[c.index] = ((p, c, None, None, 0), key)
+    for p, c in fc_candidates(g):  # a convolution whose output only a fully connected layer reads
+        if p not in g.ops or c not in g.ops:
+            continue
+        best = best_of([((inh, 1), lambda inh=inh: build_fc(g, p, c, core, inh)) for inh in (True, False)])
+        if best is not None:
+            arena, g, key = best
     if not force and optimize == "ram":
         g = _relax(g, orig, chosen, core, rechoose or (lambda h: h))
     return g
@@ -430,7 +567,7 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
 
 def rechoose_variants(g: Graph, budget: Any = "default", prefer: Any = None, optimize: str = "balanced") -> Graph:
     """After a fusion the peak may sit elsewhere: choose_variants again (its RAM steps now see the banded plan)."""
-    if not any(op.kind == "BANDED_PAIR" for op in g.ops):
+    if not any(op.kind in ("BANDED_PAIR", "BANDED_FC") for op in g.ops):
         return g
     from specializer.passes.choose_variants import choose_variants
 

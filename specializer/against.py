@@ -361,7 +361,7 @@ def compare_against_cmsis_nn(model, target: str = "cortex-m4", cmsis_nn=None, op
                 bitexact=agree, first_diff=first, num_diff=ndiff, fallback_reason=cm.fallback.get(op.index, "")))
         # a layer our compiler ran in row bands with the next one (passes/fuse_bands) has no output tensor of its
         # own: it is judged by the pair's output, the next layer's
-        banded = {i: op.index for op in (ours_obs[0].g.ops if ours_obs else ()) if op.kind == "BANDED_PAIR"
+        banded = {i: op.index for op in (ours_obs[0].g.ops if ours_obs else ()) if op.kind in ("BANDED_PAIR", "BANDED_FC")
                   for i in op.attrs.members if i != op.index}
         by_layer = {r.index: r for r in layers}
         for r in layers:

@@ -180,7 +180,7 @@ def _write_atomically(out: Path, files: dict) -> None:
 # ---- inspection -------------------------------------------------------------------------------------------
 def op_macs(g: Graph, op) -> int:
     """Multiply-accumulates of an op, counted as MANIFEST.json counts them."""
-    if op.kind == "BANDED_PAIR":
+    if op.kind in ("BANDED_PAIR", "BANDED_FC"):
         return op.attrs.macs
     if op.kind == "TRANSPOSE_CONV":
         w = g.t(op.inputs[1])

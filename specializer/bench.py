@@ -92,6 +92,10 @@ def practical_ceiling(g, op) -> Optional[float]:
 
     if not op_macs(g, op):
         return None
+    if op.kind == "BANDED_FC":  # the convolution and the fully connected layer at their own ceilings
+        a = op.attrs
+        first = next(o for o in a.sub.ops if o.index == a.steps[0].p_op)
+        return a.macs / (a.p_macs / practical_ceiling(a.sub, first) + a.c_macs * (1.25 * a.depth + 11) / a.depth)
     if op.kind == "BANDED_PAIR":  # both layers at their own ceilings
         a = op.attrs
         first = ({s.p_op for s in a.steps if s.p_op >= 0}, {s.c_op for s in a.steps},

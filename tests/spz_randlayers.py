@@ -374,13 +374,11 @@ def rows_depthwise_model(rng, tag: str, n: int, max_w: int = 14):
     return mb.build(), specs
 
 
-def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
-    """x -> P -> C -> y, its own input and output, batch 1: what passes/fuse_bands runs row band by row band.
-    P: a 1x1 CONV_2D (channels x1..x6), a KxK CONV_2D (any stride, SAME/VALID) or a DEPTHWISE_CONV_2D; C: a
-    DEPTHWISE_CONV_2D or CONV_2D (any kernel, stride, SAME/VALID, dilation along W), a MAX_POOL_2D or an
-    AVERAGE_POOL_2D."""
-    pk = str(rng.choice(["pw", "conv", "dw"]))
-    ck = str(rng.choice(["dw", "conv", "max", "avg"]))
+def _band_producer(mb: ModelBuilder, rng, tag: str, pk: str = None) -> tuple:
+    """The P layer of a band (passes/fuse_bands) on its own input: a 1x1 CONV_2D (channels x1..x6), a KxK
+    CONV_2D (any stride, SAME/VALID) or a DEPTHWISE_CONV_2D. Returns (x, m, input hwc, input zp, output hwc,
+    output scale, output zp, description)."""
+    pk = pk or str(rng.choice(["pw", "conv", "dw"]))
     ih, iw = (int(v) for v in rng.integers(3, 15, size=2))
     cin = int(rng.choice((1, 2, 3, 4, 5, 8)))
     in_s, in_zp = float(10 ** rng.uniform(-2, -1)), _zp(rng)
@@ -411,6 +409,18 @@ def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
             padding=pad1, stride_h=s1, stride_w=s1, depth_multiplier=cm // cin, activation=act1))
     else:
         mb.op("CONV_2D", [x, w1, b1], [m], ops.Conv2D(padding=pad1, stride_h=s1, stride_w=s1, activation=act1))
+    desc = f"1x{ih}x{iw}x{cin} -{pk} {kh1}x{kw1} s{s1} {pad1}-> {mh}x{mw}x{cm}"
+    return x, m, (ih, iw, cin), in_zp, (mh, mw, cm), m_s, m_zp, desc
+
+
+def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
+    """x -> P -> C -> y, its own input and output, batch 1: what passes/fuse_bands runs row band by row band.
+    P: a 1x1 CONV_2D (channels x1..x6), a KxK CONV_2D (any stride, SAME/VALID) or a DEPTHWISE_CONV_2D; C: a
+    DEPTHWISE_CONV_2D or CONV_2D (any kernel, stride, SAME/VALID, dilation along W), a MAX_POOL_2D or an
+    AVERAGE_POOL_2D."""
+    pk = str(rng.choice(["pw", "conv", "dw"]))
+    ck = str(rng.choice(["dw", "conv", "max", "avg"]))
+    x, m, (ih, iw, cin), in_zp, (mh, mw, cm), m_s, m_zp, pdesc = _band_producer(mb, rng, tag, pk)
     if ck in ("max", "avg"):
         fh, fw = (int(v) for v in rng.integers(1, 4, size=2))
         sh = int(rng.integers(1, min(fh, fw) + 1))
@@ -453,8 +463,7 @@ def add_band_pair(mb: ModelBuilder, rng, tag: str) -> tuple:
             mb.op("CONV_2D", [m, w2, b2], [y], ops.Conv2D(padding=padding, stride_h=sh, stride_w=sw, dilation_h=1,
                                                          dilation_w=dw, activation=act2))
     mb.output(y)
-    desc = (f"band 1x{ih}x{iw}x{cin} -{pk} {kh1}x{kw1} s{s1} {pad1}-> {mh}x{mw}x{cm} -{ck} {kh}x{kw} s={sh},{sw} "
-            f"d=1,{dw} {padding}-> {oh}x{ow}x{cout}")
+    desc = f"band {pdesc} -{ck} {kh}x{kw} s={sh},{sw} d=1,{dw} {padding}-> {oh}x{ow}x{cout}"
     return (1, ih, iw, cin), in_zp, desc
 
 
@@ -533,6 +542,37 @@ def layers_model(rng, n: int, add_layer):
 def band_pair_model(rng, n: int):
     def add(mb, r, i):
         shape, zp, d = add_band_pair(mb, r, str(i))
+        return [(shape, zp)], d
+
+    return layers_model(rng, n, add)
+
+
+def add_band_fc(mb: ModelBuilder, rng, tag: str) -> tuple:
+    """x -> P -> FULLY_CONNECTED -> y (P as `_band_producer` draws it; 1..13 output rows, any activation, per-tensor
+    weights as TFLite's FC has): what passes/fuse_bands runs as a BANDED_FC."""
+    x, m, (ih, iw, cin), in_zp, (mh, mw, cm), m_s, m_zp, pdesc = _band_producer(mb, rng, tag)
+    k = mh * mw * cm
+    r = int(rng.choice((1, 2, 3, 4, 5, 8, 13)))
+    act = str(rng.choice(ACTS))
+    y_s, y_zp = output_quant(rng, act)
+    ws = _weight_scales(rng, r, False)
+    wq = rng.integers(-127, 128, size=(r, k)).astype(np.int8)
+    acc = 74.0 * 73.0 * np.sqrt(k)
+    y_s = float(float(np.median(ws)) * m_s * acc / 40.0 * 10 ** rng.uniform(-0.3, 0.3))
+    w = mb.const(f"wf{tag}", wq, scale=ws, axis=0)
+    b = None
+    if rng.random() < 0.8:
+        b = mb.const(f"bf{tag}", (rng.uniform(-2, 2, r) * acc).astype(np.int32),
+                     scale=np.broadcast_to((m_s * ws.astype(np.float64)).astype(np.float32), (r,)), axis=0)
+    y = mb.tensor(f"y{tag}", (1, r), scale=y_s, zero_point=y_zp)
+    mb.op("FULLY_CONNECTED", [m, w, b], [y], ops.FullyConnected(activation=act))
+    mb.output(y)
+    return (1, ih, iw, cin), in_zp, f"band {pdesc} -fc-> {r} {act}"
+
+
+def band_fc_model(rng, n: int):
+    def add(mb, r, i):
+        shape, zp, d = add_band_fc(mb, r, str(i))
         return [(shape, zp)], d
 
     return layers_model(rng, n, add)

@@ -41,6 +41,20 @@ class _SubContext(LayerContext):
         self.captured.append(code)
 
 
+def sub_calls(ctx, sub_scr: int) -> dict:
+    """Each sub-layer of the op's `attrs.sub` emitted through its own entry: index -> (call code with `@tid@`
+    placeholders for its activations, its inputs, its output); their scratch starts at arena offset sub_scr."""
+    op = ctx.op
+    sub = op.attrs.sub
+    calls = {}
+    for sop in sub.ops:
+        sctx = _SubContext(ctx, sub, sop, registry.entry_by_name(sop.kernel.entry), sub_scr)
+        sctx.entry.emit(sctx)
+        calls[sop.index] = ("\n".join(sctx.captured), sop.inputs, sop.outputs[0])
+        ctx._m.layer_fn.setdefault(op.index, ctx._m.layer_fn.get(sop.index, ""))
+    return calls
+
+
 def emit(ctx):
     op = ctx.op
     a = op.attrs
@@ -51,12 +65,7 @@ def emit(ctx):
     s_rows = c_rows + a.c_out_bytes
     sub_scr = s_rows + a.s_out_bytes
     x_off, y_off = mp.offsets[op.inputs[0]], mp.offsets[op.outputs[0]]
-    calls = {}
-    for sop in sub.ops:
-        sctx = _SubContext(ctx, sub, sop, registry.entry_by_name(sop.kernel.entry), sub_scr)
-        sctx.entry.emit(sctx)
-        calls[sop.index] = ("\n".join(sctx.captured), sop.inputs, sop.outputs[0])
-        ctx._m.layer_fn.setdefault(op.index, ctx._m.layer_fn.get(sop.index, ""))
+    calls = sub_calls(ctx, sub_scr)
     residual = a.a_index >= 0
 
     def lin(base: int, first: int, per_step: int, unit: int, var) -> str:

@@ -11,11 +11,15 @@ import pytest
 
 from specializer.api import lower
 from specializer.oracle import compare
-from spz_randlayers import band_pair_model, random_inputs, residual_block_model, sim_mismatches
+from spz_randlayers import band_fc_model, band_pair_model, random_inputs, residual_block_model, sim_mismatches
 
 
 def _is_pair(op) -> bool:
     return op.kind == "BANDED_PAIR"
+
+
+def _is_fc(op) -> bool:
+    return op.kind == "BANDED_FC"
 
 
 def _is_block(op) -> bool:
@@ -94,3 +98,27 @@ def test_fused_only_where_the_arena_shrinks():
     assert wide.memory_plan.arena_size < plain.memory_plan.arena_size
     assert "BANDED_PAIR" not in [op.kind for op in lower(model(2), "cortex-m4")[0].ops]
 
+
+
+def test_band_fc_host_twins(tmp_path, sweep):
+    """A convolution whose output only a FULLY_CONNECTED reads, run row by row into the FC's accumulators
+    (BANDED_FC, DSP cores): random P layers (1x1, KxK any stride, depthwise), 1..13 FC rows, on the host."""
+    _host(tmp_path, 91, sweep(24), band_fc_model, _is_fc, "cortex-m4")
+
+
+def test_band_fc_in_simulator(tmp_path, sweep):
+    _simulator(tmp_path, 92, sweep(24), band_fc_model, _is_fc)
+
+
+def test_micro_speech_conv_never_whole():
+    """micro_speech: its convolution's 4,000-byte output feeds only the FULLY_CONNECTED, so the default build
+    runs the pair as a BANDED_FC: the arena holds the input, one output row, the accumulators and the row
+    buffer (3,300 B, against 5,200 with the output whole)."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2].parent / "shared" / "models" / "tflm_micro_speech.tflite"
+    if not path.exists():
+        pytest.skip("../shared/models not present")
+    g, _ = lower(path.read_bytes(), "cortex-m4")
+    assert [op.kind for op in g.ops if op.kind.startswith("BANDED")] == ["BANDED_FC"]
+    assert g.memory_plan.arena_size == 3300

@@ -7,7 +7,7 @@ wherever an entry's predicate refuses it.
 """
 from __future__ import annotations
 
-from . import conv, depthwise, elementwise, fully_connected, lstm, s16, scalar, scalar_dw
+from . import conv, depthwise, elementwise, fc_band, fully_connected, lstm, s16, scalar, scalar_dw
 
 ENTRIES = (
     conv.ENTRY,
@@ -21,4 +21,5 @@ ENTRIES = (
     scalar.CONV_ENTRY,
     scalar.FC_ENTRY,
     scalar_dw.ENTRY,
+    fc_band.ENTRY,
 )

@@ -194,6 +194,9 @@ def template_args(g, op) -> dict:
     var["RING"] = bool(var.get("RING", False)) and var["IM"] == "rows" and geo["DH"] == 1
     var["SEG"] = int(var.get("SEG", 0)) if seg_ok(geo, var) else 0
     var["OCB"] = min(var["OCB"], geo["OC"])
+    # BZ: the caller zeroed the buffer's border bytes once (a band calling the same layout again and again)
+    var["BZ"] = bool(var.get("BZ", False)) and var["IM"] == "rows" and not var["RING"] and not var["SEG"] \
+        and var["WFMT"] != "x8"
     rq = _requant(g, op)
     lay = {k: v for k, v in _layout(geo, var["IM"], var["WFMT"], var["SEG"]).items() if k not in var}
     if var["SEG"]:
@@ -321,7 +324,7 @@ def variant(args: dict) -> str:
                         d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
                         p=f"{args['PT']}x{args['PL']}", c=f"{args['IC']}x{args['OC']}",
                         b=f"2x{args['OCB']}", w=args["WFMT"], u=args["UNROLL"], ring="" if args["RING"] else None,
-                        sg=args.get("SEG") or None,
+                        sg=args.get("SEG") or None, bz="" if args.get("BZ") else None,
                         rq=args["RQ"][0]) + "__dsp"
 
 
