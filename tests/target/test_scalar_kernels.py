@@ -1,5 +1,5 @@
 """The scalar kernels for cores without DSP (targets/cortex_m/kernels/scalar.py): random 1x1 CONV_2D and
-FULLY_CONNECTED layers (channels not a multiple of 4, odd depths, extreme zero points and scales, hostile
+FULLY_CONNECTED layers, and any other CONV_2D (kernel sizes, strides, SAME/VALID, dilation: the column form) (channels not a multiple of 4, odd depths, extreme zero points and scales, hostile
 quantization) bit-exact with tflite-micro on the host build for cortex-m0plus (ASan/UBSan, the C twin of the asm)
 and in the simulated Cortex-M0+ and Cortex-M3 (the inline asm), the scalar entries chosen there; Cortex-M4 keeps
 its DSP entries."""
@@ -96,3 +96,35 @@ def test_m4_keeps_dsp_kernels(tmp_path):
     assert entries and all(e.endswith("_dsp") for e in entries), entries
     res = specializer.compile(model, name="net", out_dir=tmp_path / "h")  # portable host build: generic kernels
     assert not set(_entries(res.graph)) & SCALAR
+
+
+def _conv_model(seed: int, n: int = 12):
+    """n independent ungrouped CONV_2D layers of random geometry (kernel 1..5 x 1..5, strides, dilation, SAME and
+    VALID), ~20% hostile: the column form (conv2d_s8_scalar) wherever the layer is not 1x1 stride-1 unpadded."""
+    rng = np.random.default_rng(seed)
+    mb = ModelBuilder()
+    specs, descs = [], []
+    for i in range(n):
+        shape, zp, d = add_conv_layer(mb, rng, str(i), False, force={"groups": 1}, hostile=rng.random() < 0.2)
+        specs.append((shape, zp))
+        descs.append(d)
+    return mb.build(), specs, descs, rng
+
+
+def test_scalar_conv_host_build_bitexact(tmp_path):
+    for k, seed in enumerate((111, 112)):
+        model, specs, descs, rng = _conv_model(seed)
+        res = specializer.compile(model, name="net", out_dir=tmp_path / f"c{k}", target="cortex-m0plus")
+        assert "conv2d_s8_scalar" in _entries(res.graph), _entries(res.graph)
+        bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / f"h{k}", target="cortex-m0plus")
+        assert not bad, f"host build not bit-exact: {bad[:4]} ({[descs[m.output] for m in bad[:4]]})"
+
+
+@pytest.mark.parametrize("core,opt,seed", [("cortex-m0plus", "-O2", 113), ("cortex-m3", "-Os", 114)])
+def test_scalar_conv_in_simulator(tmp_path, core, opt, seed):
+    model, specs, descs, rng = _conv_model(seed)
+    bad, res = sim_mismatches(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", core, opt=opt)
+    entries = _entries(res.graph)
+    assert "conv2d_s8_scalar" in entries and set(entries) <= SCALAR | {"conv2d_s8_scalar", "conv2d_s8"}, entries
+    assert not bad, "not bit-exact in the simulator: " + "; ".join(
+        f"input #{c} output {o} ({descs[o]}) first at {i}" for c, o, i in bad[:6])

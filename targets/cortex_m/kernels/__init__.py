@@ -19,6 +19,7 @@ ENTRIES = (
     s16.FC_ENTRY,
     s16.DW_ENTRY,
     scalar.CONV_ENTRY,
+    scalar.IM2COL_ENTRY,
     scalar.FC_ENTRY,
     scalar_dw.ENTRY,
     fc_band.ENTRY,

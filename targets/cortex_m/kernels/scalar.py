@@ -1,9 +1,11 @@
 """Specialized scalar kernels for cores without the DSP extension (Cortex-M0+, Cortex-M3).
 
 How it works
-1. One GEMM template (pointwise_s8_scalar.c.in) runs both a 1x1, stride-1, unpadded CONV_2D (NPIX = pixels,
-   K = input channels, R = output channels) and a FULLY_CONNECTED (NPIX = input rows). Every size is a
-   compile-time constant; the K loop is unrolled completely.
+1. One GEMM template (pointwise_s8_scalar.c.in) runs a 1x1, stride-1, unpadded CONV_2D (NPIX = pixels,
+   K = input channels, R = output channels), a FULLY_CONNECTED (NPIX = input rows) and any other CONV_2D
+   (conv2d_s8_scalar: per output pixel its KH x KW x IC column is gathered into the scratch first, the input zero
+   point where the window leaves the image, K = KH x KW x IC). Every size is a compile-time constant; the K
+   loop is unrolled completely.
 2. Lane-paired multiply (SWAR without a DSP): two output channels c, c+1 share one int32 weight word
    W = w[c] + 65536 * w[c+1] (an exact integer, |W| < 2^31). x0 * W(k0) + x1 * W(k1) = S0 + 65536 * S1 with
    |S0|, |S1| <= 2 * 128 * 127 < 2^15, so one MULS does two MACs and every two input values the lanes are split
@@ -75,11 +77,21 @@ def reject_conv(g, op, core):
     x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
     if x.shape[3] != w.shape[3]:
         return "grouped convolution (generic kernel)"
-    a = op.attrs
-    top, _, left, _ = explicit_padding(a, x.shape[1:3], y.shape[1:3], (w.shape[1], w.shape[2]))
-    if (w.shape[1], w.shape[2], a.stride_h, a.stride_w, top, left) != (1, 1, 1, 1, 0, 0) \
-            or tuple(x.shape[1:3]) != tuple(y.shape[1:3]):
-        return "not a 1x1, stride-1, unpadded convolution"
+    if _im2col(g, op):
+        return "not a 1x1, stride-1, unpadded convolution (conv2d_s8_scalar)"
+    return _common_reject(g, op)
+
+
+def reject_conv_im2col(g, op, core):
+    """Any other CONV_2D (kernel, stride, padding, dilation) of what the generic kernel takes, ungrouped."""
+    why = _core_reject(core) or generic_conv._conv_reject(g, op, core)
+    if why:
+        return why
+    x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
+    if x.shape[3] != w.shape[3]:
+        return "grouped convolution (generic kernel)"
+    if not _im2col(g, op):
+        return "a 1x1, stride-1, unpadded convolution (conv2d_s8_pw_scalar)"
     return _common_reject(g, op)
 
 
@@ -131,7 +143,25 @@ def _geometry(g, op) -> dict:
     x, y = g.t(op.inputs[0]), g.t(op.outputs[0])
     w = _weights(g, op)
     r, k = w.shape
-    return dict(NPIX=x.size // k, K=k, R=r)
+    geo = dict(NPIX=y.size // r, K=k, R=r, IM=_im2col(g, op))
+    if geo["IM"]:
+        wt, a = g.t(op.inputs[1]), op.attrs
+        top, _, left, _ = explicit_padding(a, x.shape[1:3], y.shape[1:3], (wt.shape[1], wt.shape[2]))
+        geo.update(B=x.shape[0], IH=x.shape[1], IW=x.shape[2], IC=x.shape[3], OH=y.shape[1], OW=y.shape[2],
+                   KH=wt.shape[1], KW=wt.shape[2], SH=a.stride_h, SW=a.stride_w, DH=a.dilation_h,
+                   DW=a.dilation_w, PT=top, PL=left, ZP=int(x.quant.zero_point[0]))
+    return geo
+
+
+def _im2col(g, op) -> bool:
+    """A CONV_2D other than 1x1, stride 1, unpadded: the kernel gathers each output pixel's column first."""
+    if op.kind != "CONV_2D":
+        return False
+    x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
+    a = op.attrs
+    top, _, left, _ = explicit_padding(a, x.shape[1:3], y.shape[1:3], (w.shape[1], w.shape[2]))
+    return (w.shape[1], w.shape[2], a.stride_h, a.stride_w, top, left) != (1, 1, 1, 1, 0, 0) \
+        or tuple(x.shape[1:3]) != tuple(y.shape[1:3])
 
 
 def template_args(g, op) -> dict:
@@ -173,7 +203,9 @@ def reorder(g, op):
 
 
 def scratch_bytes(g, op) -> int:
-    return 4 * 2 * ((g.t(op.inputs[1]).shape[0] + 1) // 2)
+    """The accumulators of one pixel; with IM its column after them."""
+    geo = _geometry(g, op)
+    return 4 * 2 * ((geo["R"] + 1) // 2) + ((geo["K"] + 3) // 4 * 4 if geo["IM"] else 0)
 
 
 def block_asm(k: int, p: int) -> str:
@@ -221,6 +253,11 @@ def block_asm(k: int, p: int) -> str:
 
 
 def variant(args: dict) -> str:
+    if args["IM"]:
+        return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
+                            d=f"{args['DH']}x{args['DW']}" if args["DH"] > 1 or args["DW"] > 1 else None,
+                            p=f"{args['PT']}x{args['PL']}", c=f"{args['IC']}x{args['R']}", pr=args["P"],
+                            rq=args["RQ"][0]) + "__scalar"
     return variant_name(n=args["NPIX"], k=args["K"], r=args["R"], p=args["P"], rq=args["RQ"][0]) + "__scalar"
 
 
@@ -237,7 +274,7 @@ def emit(ctx):
 def inplace(g, op) -> tuple:
     """Each pixel's K inputs are all read (into the accumulators) before its R outputs are written, and later
     pixels read later inputs only: with R == K the output may overwrite the input."""
-    if op.kind == "CONV_2D":
+    if op.kind == "CONV_2D" and not _im2col(g, op):
         w = g.t(op.inputs[1])
         if w.shape[0] == w.shape[3]:
             return (0,)
@@ -247,6 +284,9 @@ def inplace(g, op) -> tuple:
 CONV_ENTRY = KernelEntry(name="conv2d_s8_pw_scalar", ops=("CONV_2D",), template=TEMPLATE, emit=emit,
                          reject=reject_conv, template_args=template_args, scratch_bytes=scratch_bytes, priority=5,
                          generic=False, reorder=reorder, inplace=inplace)
+IM2COL_ENTRY = KernelEntry(name="conv2d_s8_scalar", ops=("CONV_2D",), template=TEMPLATE, emit=emit,
+                           reject=reject_conv_im2col, template_args=template_args, scratch_bytes=scratch_bytes,
+                           priority=5, generic=False, reorder=reorder)
 FC_ENTRY = KernelEntry(name="fully_connected_s8_scalar", ops=("FULLY_CONNECTED",), template=TEMPLATE, emit=emit,
                        reject=reject_fc, template_args=template_args, scratch_bytes=scratch_bytes, priority=5,
                        generic=False, reorder=reorder)
