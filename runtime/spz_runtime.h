@@ -119,6 +119,18 @@ SPZ_INLINE int32_t spz_pkhtb16(int32_t x, int32_t y) {
 /* A word load the compiler may neither merge with another load of the same address nor move: kernels that
  * read overlapping columns (rows mode) reload on purpose instead of keeping values alive across the loop. */
 #define spz_ldx(p, off) __extension__({ int32_t r_; __asm__ volatile("ldr %0, [%1, #" #off "]" : "=r"(r_) : "r"(p)); r_; })
+/* Per-byte signed maximum / minimum of two words of four int8: SSUB8 sets a GE flag per byte where a >= b,
+ * SEL picks by them (one asm block, so nothing comes between the two). */
+SPZ_INLINE int32_t spz_max8x4(int32_t a, int32_t b) {
+    int32_t r, t;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %2, %3" : "=r"(r), "=&r"(t) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+SPZ_INLINE int32_t spz_min8x4(int32_t a, int32_t b) {
+    int32_t r, t;
+    __asm__("ssub8 %1, %2, %3\n\tsel %0, %3, %2" : "=r"(r), "=&r"(t) : "r"(a), "r"(b) : "cc");
+    return r;
+}
 /* Four int8 results (any int32 whose low byte is the value) -> one word: UXTB + 3 BFI. */
 SPZ_INLINE int32_t spz_pack4(int32_t b0, int32_t b1, int32_t b2, int32_t b3) {
     int32_t r;
@@ -192,6 +204,24 @@ SPZ_INLINE int32_t spz_pkhtb16(int32_t x, int32_t y) {
 SPZ_INLINE int32_t spz_pack4(int32_t b0, int32_t b1, int32_t b2, int32_t b3) {
     return (int32_t)(((uint32_t)b0 & 0xFFu) | (((uint32_t)b1 & 0xFFu) << 8) | (((uint32_t)b2 & 0xFFu) << 16) |
                      ((uint32_t)b3 << 24));
+}
+SPZ_INLINE int32_t spz_max8x4(int32_t a, int32_t b) {
+    uint32_t r = 0;
+    int i;
+    for (i = 0; i < 32; i += 8) {
+        const int32_t x = (int8_t)(uint8_t)((uint32_t)a >> i), y = (int8_t)(uint8_t)((uint32_t)b >> i);
+        r |= (uint32_t)(uint8_t)(x > y ? x : y) << i;
+    }
+    return (int32_t)r;
+}
+SPZ_INLINE int32_t spz_min8x4(int32_t a, int32_t b) {
+    uint32_t r = 0;
+    int i;
+    for (i = 0; i < 32; i += 8) {
+        const int32_t x = (int8_t)(uint8_t)((uint32_t)a >> i), y = (int8_t)(uint8_t)((uint32_t)b >> i);
+        r |= (uint32_t)(uint8_t)(x < y ? x : y) << i;
+    }
+    return (int32_t)r;
 }
 /* SMMLAR: acc + (a * b) / 2^32, rounded (the +2^31 before taking the high word). */
 SPZ_INLINE int32_t spz_smmlar(int32_t a, int32_t b, int32_t acc) {

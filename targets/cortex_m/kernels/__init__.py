@@ -7,13 +7,15 @@ wherever an entry's predicate refuses it.
 """
 from __future__ import annotations
 
-from . import conv, depthwise, elementwise, fc_band, fully_connected, lstm, s16, scalar, scalar_dw
+from . import conv, depthwise, elementwise, fc_band, fully_connected, lstm, pooling, s16, scalar, scalar_dw
 
 ENTRIES = (
     conv.ENTRY,
     depthwise.ENTRY,
     fully_connected.ENTRY,
     elementwise.ENTRY,
+    pooling.MAX_ENTRY,
+    pooling.AVG_ENTRY,
     lstm.ENTRY,
     s16.CONV_ENTRY,
     s16.FC_ENTRY,
