@@ -6,6 +6,7 @@ on the simulated Cortex-M4 and Cortex-M7: specialized and generic libraries side
     python benchmarks/run_models.py --no-generic --opt -O2 # only the specialized library, at -O2
     python benchmarks/run_models.py --elf tflm_kws=app.elf # also measure an outside contract ELF (label=path)
     python benchmarks/run_models.py --optimize ram --out benchmarks/results/ram   # the compiler's RAM-first build
+    python benchmarks/run_models.py --tune --out benchmarks/results/tuned         # variants timed in the simulator
 
 Writes benchmarks/results/models.md (the model table, then one per-layer table per model and core: variant,
 MACs, cycles, MAC/cycle, the practical ceiling of the layer type, code bytes), models.json and one PNG per model
@@ -39,8 +40,16 @@ WRITER_MODELS = {"seed_cifar10_writer": lambda zoo: zoo.cifar10_seed(), "gru_kws
                  "kws_dscnn_16x8_writer": lambda zoo: zoo.kws_dscnn_16x8()}  # int16x8 (issue #9)
 
 
+def _model_bytes(name: str, path: str) -> bytes:
+    if path:
+        return Path(path).read_bytes()
+    from specializer import zoo
+
+    return WRITER_MODELS[name](zoo)
+
+
 def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str, optimize: str = "balanced",
-         prune: bool = True):
+         prune: bool = True, tune: bool = False):
     from specializer.bench import bench_model, plot_layers
 
     inputs = None
@@ -55,7 +64,7 @@ def _job(name: str, path: str, core: str, opt: str, generic: bool, outdir: str, 
         model = WRITER_MODELS[name](zoo)
     t = time.time()
     rep = bench_model(model, core, opt=opt, generic_only=generic, inputs=inputs, label=name, optimize=optimize,
-                      prune=prune)
+                      prune=prune, tune=tune and not generic)
     plot_layers([rep], Path(outdir) / f"{name}.{core}{'.generic' if generic else ''}.png")
     return name, core, rep.to_dict(), time.time() - t
 
@@ -72,6 +81,9 @@ def main(argv=None) -> int:
     ap.add_argument("--optimize", default="balanced", choices=("balanced", "time", "ram"),
                     help="the compiler's --optimize (row bands: none, layer pairs, also residual blocks)")
     ap.add_argument("--no-prune", dest="prune", action="store_false", help="keep channels proven constant")
+    ap.add_argument("--tune", action="store_true",
+                    help="the compiler's --tune: variants chosen by their cycles measured in the simulator (each "
+                         "model is tuned first, on --jobs cores, then read from the cache)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = ap.parse_args(argv)
 
@@ -87,12 +99,23 @@ def main(argv=None) -> int:
     if bp.exists():
         baselines = json.loads(bp.read_text())["results"]
 
+    if args.tune:
+        from specializer.tune import measure_variants
+
+        for n in todo:
+            for c in args.cores:
+                t = time.time()
+                rep: dict = {}
+                measure_variants(_model_bytes(n, names[n]), c, opt=args.opt, jobs=args.jobs, report=rep)
+                how = "cached" if rep.get("hit") else f"{rep['builds']} builds"
+                print(f"tuned {n} {c}: {rep['candidates']} variants of {rep['layers']} layers, {how} "
+                      f"({time.time() - t:.0f} s)", flush=True)
     results = {}
     kinds = (False,) if args.no_generic else (False, True)
     jobs = [(n, names[n], c, gen) for n in todo for c in args.cores for gen in kinds]
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=args.jobs) as ex:
-        futs = {ex.submit(_job, n, p, c, args.opt, gen, str(out), args.optimize, args.prune):
+        futs = {ex.submit(_job, n, p, c, args.opt, gen, str(out), args.optimize, args.prune, args.tune):
                 (n, c + (":generic" if gen else ""))
                 for n, p, c, gen in jobs}
         done = 0

@@ -28,6 +28,7 @@ How it works
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
@@ -48,6 +49,23 @@ def _share_key(g: Graph, op):
     """Layers with equal keys get equal kernel functions for equal variants (their code is emitted once)."""
     return (op.kernel.entry, op.kind, tuple(g.t(t).shape for t in op.inputs if t is not None and t >= 0),
             tuple(g.t(t).shape for t in op.outputs), repr(op.attrs))
+
+
+def params_key(params: Mapping[str, Any]) -> str:
+    """A variant's parameters as one canonical string (the key of measured cycles, specializer/tune.py)."""
+    return json.dumps(sorted((str(k), v) for k, v in dict(params).items()))
+
+
+def _measured(cands, measured: Optional[Mapping[str, Mapping[str, float]]]):
+    """The candidates with their estimated cycles replaced by the simulator's (specializer/tune.py) where measured."""
+    if not measured:
+        return cands
+    out = []
+    for idx, cs in cands:
+        m = measured.get(str(idx), {})
+        out.append((idx, [dataclasses.replace(c, cycles=float(m[params_key(c.params)]))
+                          if params_key(c.params) in m else c for c in cs]))
+    return out
 
 
 def _candidates(g: Graph, seg: bool = False):
@@ -189,11 +207,20 @@ def _inplace_at_peak(g: Graph, cands, chosen):
 def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optional[Mapping[str, Any]] = None,
                     optimize: str = "balanced") -> Graph:
     """`prefer`: template arguments to force where a layer has candidates with them (ablations, tests), e.g.
-    {"WFMT": "i8"} or {"IP": True}; layers without such a candidate keep the normal choice."""
+    {"WFMT": "i8"} or {"IP": True}; layers without such a candidate keep the normal choice. Two keys come from
+    variant tuning (specializer/tune.py): "@cycles" ({layer index: {params_key: cycles}}) replaces estimates by the
+    simulator's measurements; "@force" ({layer index: params}) takes exactly those variants (the measuring
+    builds)."""
     if budget == "default":
         budget = default_budget(g)
     cands = _candidates(g, seg=bool(prefer and "SEG" in prefer))
-    prefer = {k: v for k, v in (prefer or {}).items() if k != "BAND"}  # BAND is fuse_bands' (tests)
+    cands = _measured(cands, (prefer or {}).get("@cycles"))
+    force = (prefer or {}).get("@force")
+    if force is not None:
+        chosen = {idx: dict(force[idx]) if idx in force else dict(cs[0].params) for idx, cs in cands}
+        return _applied(g, chosen)
+    # BAND is fuse_bands' (tests); "@" keys are tuning's
+    prefer = {k: v for k, v in (prefer or {}).items() if k != "BAND" and not k.startswith("@")}
     if prefer:
         forced = []
         for idx, cs in cands:

@@ -106,14 +106,27 @@ def lower(model: Union[str, os.PathLike, bytes, Graph], target: Optional[str] = 
           verify_each: bool = False, dump_after: Optional[str] = None, dump_sink=None,
           generic_only: bool = False, name: str = "model", flash_budget: Any = "default",
           prefer: Any = None, share_all: bool = False, prune: bool = True,
-          optimize: str = "balanced") -> tuple[Graph, Any]:
+          optimize: str = "balanced", tune: bool = False, tune_opt: str = "-O3",
+          tune_report: Optional[dict] = None) -> tuple[Graph, Any]:
     """Import (unless given a Graph) and run the pipeline; returns (planned graph, core).
 
     `flash_budget`: bytes the specialized layers' constant streams may take ("default": their int8 form plus
-    max(32 KiB, 8%); None: the fastest variant everywhere; 0: the smallest)."""
+    max(32 KiB, 8%); None: the fastest variant everywhere; 0: the smallest). `tune`: rank the variants by their
+    cycles measured in the simulator at `tune_opt` (specializer/tune.py, cached) instead of by estimates;
+    `tune_report` (a dict) receives what the tuning did."""
     core = resolve_core(target)
     if optimize not in OPTIMIZE:
         raise SpecializerError(f"--optimize must be one of {', '.join(OPTIMIZE)}, got {optimize!r}")
+    if tune and not generic_only:
+        if core is None or isinstance(model, Graph):
+            raise SpecializerError("--tune needs a --target core and a .tflite model (it times the variants in "
+                                   "the simulator)")
+        from .bench import check_simulated
+        from .tune import measure_variants, tuned_prefer
+
+        check_simulated(core)
+        data = model if isinstance(model, (bytes, bytearray)) else Path(model).read_bytes()
+        prefer = tuned_prefer(prefer, measure_variants(data, core, opt=tune_opt, report=tune_report))
     if flash_budget not in ("default", None) and (not isinstance(flash_budget, int) or flash_budget < 0):
         raise SpecializerError(f"--flash-budget must be a number of bytes >= 0, got {flash_budget!r}")
     g = model if isinstance(model, Graph) else load_model(model, name=name)
@@ -127,7 +140,8 @@ def compile(model: Union[str, os.PathLike, bytes, Graph], name: str = "net",
             out_dir: Union[str, os.PathLike, None] = "out", target: Optional[str] = None, *,
             verify_each: bool = False, dump_after: Optional[str] = None, dump_sink=None,
             generic_only: bool = False, flash_budget: Any = "default", prefer: Any = None,
-            share_all: bool = False, prune: bool = True, optimize: str = "balanced") -> CompileResult:
+            share_all: bool = False, prune: bool = True, optimize: str = "balanced", tune: bool = False,
+            tune_opt: str = "-O3", tune_report: Optional[dict] = None) -> CompileResult:
     """Compile `model` into C sources under `out_dir` (<name>.h, <name>.c, <name>_weights.c, runtime headers).
 
     Raises a `SpecializerError` subclass for any problem with the input; writes nothing in that case.
@@ -138,7 +152,8 @@ def compile(model: Union[str, os.PathLike, bytes, Graph], name: str = "net",
         _check_out_dir(out_path)
     g, core = lower(model, target, verify_each=verify_each, dump_after=dump_after, dump_sink=dump_sink,
                     generic_only=generic_only, name=name, flash_budget=flash_budget, prefer=prefer,
-                    share_all=share_all, prune=prune, optimize=optimize)
+                    share_all=share_all, prune=prune, optimize=optimize, tune=tune, tune_opt=tune_opt,
+                    tune_report=tune_report)
     lib = emit_library(g, name, core)
     if out_path is not None:
         _write_atomically(out_path, lib.files)

@@ -171,8 +171,9 @@ def _core(target):
 
 def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only: bool = False,
                     name: str = "net", profile: bool = True, flash_budget="default", prefer=None,
-                    share_all: bool = False, prune: bool = True, optimize: str = "balanced"):
-    """Compile `model` for `core` and link the benchmark ELF. Returns (CompileResult, elf path)."""
+                    share_all: bool = False, prune: bool = True, optimize: str = "balanced", tune: bool = False):
+    """Compile `model` for `core` and link the benchmark ELF (`tune`: variants timed in the simulator at `opt`).
+    Returns (CompileResult, elf path)."""
     import specializer
 
     from .targets.cortex_m.toolchain import ToolchainError, build_elf
@@ -181,7 +182,7 @@ def build_model_elf(model, core, build_dir: Path, opt: str = "-O2", generic_only
     build_dir = Path(build_dir)
     res = specializer.compile(model, name=name, out_dir=build_dir / "lib", target=core.name,
                               generic_only=generic_only, flash_budget=flash_budget, prefer=prefer,
-                              share_all=share_all, prune=prune, optimize=optimize)
+                              share_all=share_all, prune=prune, optimize=optimize, tune=tune, tune_opt=opt)
     srcs = sorted((build_dir / "lib").glob("*.c")) + [SUPPORT_DIR / "bench_harness.c"]
     defines = [f'SPZ_MODEL_HEADER="{name}.h"', f"SPZ_PREFIX={name}", f"SPZ_PREFIX_UPPER={name.upper()}"]
     if profile:
@@ -240,7 +241,7 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
                 inputs: Optional[Sequence[np.ndarray]] = None, build_dir: Optional[Path] = None,
                 check: bool = True, label: Optional[str] = None, input_path: Optional[str] = None,
                 flash_budget="default", observe=None, prune: bool = True,
-                optimize: str = "balanced") -> BenchReport:
+                optimize: str = "balanced", tune: bool = False) -> BenchReport:
     """Build, simulate and report one model on one core (see module docstring).
 
     `observe(compile_result, elf)`, if given, returns an `on_mark(id, read)` observer for the simulator run (used
@@ -257,7 +258,7 @@ def bench_model(model, target: str = "cortex-m4", opt: str = "-O2", generic_only
         build_dir = Path(tmp.name)
     try:
         res, elf = build_model_elf(model, core, Path(build_dir), opt=opt, generic_only=generic_only,
-                                   flash_budget=flash_budget, prune=prune, optimize=optimize)
+                                   flash_budget=flash_budget, prune=prune, optimize=optimize, tune=tune)
         xs = list(inputs) if inputs is not None else load_inputs(input_path, res)
         sim = Simulator(elf, core=core.name)
         try:
@@ -407,7 +408,8 @@ def bench_main(args) -> int:
         rep = bench_model(args.model, args.target, opt=args.opt, generic_only=args.generic,
                           build_dir=Path(args.build_dir) if args.build_dir else None, input_path=args.input,
                           flash_budget=getattr(args, "flash_budget", "default"),
-                          prune=getattr(args, "prune", True), optimize=getattr(args, "optimize", "balanced"))
+                          prune=getattr(args, "prune", True), optimize=getattr(args, "optimize", "balanced"),
+                          tune=getattr(args, "tune", False))
         reports.append(rep)
         sys.stdout.write(format_report(rep))
         if getattr(args, "check_stores", False):

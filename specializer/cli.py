@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
                         ">= 10%%; ram: also residual blocks (their output over their input)")
     c.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep channels proven constant (passes/prune_channels removes them by default)")
+    c.add_argument("--tune", action="store_true",
+                   help="time every layer's candidate variants in the simulator (cached) and choose by the measured "
+                        "cycles instead of estimates; needs --target")
+    c.add_argument("--tune-opt", default="-O3", choices=["-O2", "-O3", "-Os"],
+                   help="the optimisation level the tuning builds use (default -O3)")
     c.add_argument("--dump-after", metavar="PASS", help="print the IR after the named pass")
 
     i = sub.add_parser("inspect", help="ops, shapes, quantization, MACs per layer, memory plan")
@@ -58,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="row bands: time (none), balanced (layer pairs, default), ram (also residual blocks)")
     b.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep channels proven constant (passes/prune_channels removes them by default)")
+    b.add_argument("--tune", action="store_true",
+                   help="choose the variants by their cycles measured in the simulator at --opt (cached)")
     b.add_argument("--input", help="input .npz (input_0, ...) or raw .bin; default: seeded random int8")
     b.add_argument("--json", dest="json_out", help="write the full report as JSON")
     b.add_argument("--plot", help="write a per-layer PNG chart")
@@ -113,11 +120,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _compile(args) -> int:
     from .api import compile as compile_model
 
+    report: dict = {}
     res = compile_model(args.model, name=args.name, out_dir=args.out, target=args.target,
                         generic_only=args.generic, dump_after=args.dump_after, flash_budget=args.flash_budget,
                         dump_sink=lambda s: sys.stdout.write(s), prune=args.prune,
-                        optimize=args.optimize)
+                        optimize=args.optimize, tune=args.tune, tune_opt=args.tune_opt, tune_report=report)
     lib = res.library
+    if report:
+        how = "read from the cache" if report.get("hit") else f"measured in {report['builds']} simulator builds"
+        print(f"  tuned: {report['candidates']} variants of {report['layers']} layers {how} ({report['cache']})")
     print(f"{args.model} -> {Path(args.out)}/: " + ", ".join(sorted(lib.files)))
     print(f"  {lib.layers} layers, {lib.functions} kernel functions ({lib.shared} layers share one), "
           f"arena {res.arena_size} bytes ({res.name.upper()}_ARENA_SIZE), target {getattr(res.core, 'name', 'portable C')}")
