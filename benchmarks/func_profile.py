@@ -38,14 +38,10 @@ def main(argv=None) -> int:
         sim = Simulator(elf, core=args.target)
         r = sim.run([np.ascontiguousarray(x).tobytes() for x in xs])
         per = defaultdict(lambda: [0, 0])
-        for key, b in sim._cache.items():
-            addr = key[0] if isinstance(key, tuple) else key
-            count, _size, cond, _ft, taken, bc = b
-            if not count:
-                continue
+        for addr, cycles, instrs in sim.executed_blocks():
             name = sim.elf.symbol_at(addr).split("+")[0].replace(".constprop.0", "")
-            per[name][0] += count * bc.static + (taken * bc.taken_extra if cond else 0)
-            per[name][1] += count * bc.ninsns
+            per[name][0] += cycles
+            per[name][1] += instrs
     total = r.cycles
     print(f"{Path(args.model).stem} on {args.target}: {total:,} cycles "
           f"({sum(c for c, _ in per.values()):,} attributed to functions)")

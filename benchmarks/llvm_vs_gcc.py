@@ -127,15 +127,11 @@ def simulate(elf: Path, xs):
     ranges = func_ranges(elf)
     starts = [a for a, _, _ in ranges]
     per = defaultdict(lambda: [0, 0])
-    for key, b in sim._cache.items():
-        addr = key[0] if isinstance(key, tuple) else key
-        count, _size, cond, _ft, taken, bc = b
-        if not count:
-            continue
+    for addr, cycles, instrs in sim.executed_blocks():
         i = bisect_right(starts, addr) - 1
         name = ranges[i][2] if i >= 0 and addr < ranges[i][1] else sim.elf.symbol_at(addr).split("+")[0]
-        per[name][0] += count * bc.static + (taken * bc.taken_extra if cond else 0)
-        per[name][1] += count * bc.ninsns
+        per[name][0] += cycles
+        per[name][1] += instrs
     sizes = {}
     for a, e, n in ranges:
         sizes[n] = sizes.get(n, 0) + (e - a)

@@ -173,30 +173,25 @@ def _windowed(g: Graph, op: Op) -> bool:
     return op.kind in ("DEPTHWISE_CONV_2D", "CONV_2D") and op.attrs.dilation_h == 1
 
 
-def candidates(g: Graph) -> list:
-    out = []
+def _sole_consumers(g: Graph):
+    """(P, C): a producer (`_producer`) whose output is not a model output and is read by C alone."""
     for p in g.ops:
-        if not _producer(g, p):
-            continue
-        m = p.outputs[0]
-        users = _consumers(g, m)
-        if len(users) == 1 and _windowed(g, users[0]) and users[0].inputs[0] == m and m not in g.outputs:
-            out.append((p, users[0]))
-    return out
+        if _producer(g, p) and p.outputs[0] not in g.outputs:
+            users = _consumers(g, p.outputs[0])
+            if len(users) == 1:
+                yield p, users[0]
+
+
+def candidates(g: Graph) -> list:
+    return [(p, c) for p, c in _sole_consumers(g) if _windowed(g, c) and c.inputs[0] == p.outputs[0]]
 
 
 def fc_candidates(g: Graph) -> list:
     """(P, FC): a convolution (as `_producer` takes it) whose int8 output only a FULLY_CONNECTED with the DSP
     kernel reads, as its one input row (the flattened tensor); the FC then runs on P's rows as they come."""
     out = []
-    for p in g.ops:
-        if not _producer(g, p):
-            continue
+    for p, c in _sole_consumers(g):
         m = p.outputs[0]
-        users = _consumers(g, m)
-        if len(users) != 1 or m in g.outputs:
-            continue
-        c = users[0]
         if c.kind != "FULLY_CONNECTED" or c.kernel is None or c.kernel.entry != "fully_connected_s8_dsp" \
                 or c.inputs[0] != m or m in c.inputs[1:]:
             continue

@@ -179,6 +179,13 @@ def add_stream(g: Graph, op: Op, words: np.ndarray, what: str) -> tuple[Graph, O
     return g.with_tensors({tid: t}), op
 
 
+def grouped(g: Graph, op: Op) -> Optional[str]:
+    """Why a grouped CONV_2D (more input channels than its filters have) stays on the generic kernel, else None."""
+    if g.t(op.inputs[0]).shape[3] != g.t(op.inputs[1]).shape[3]:
+        return "grouped convolution (generic kernel)"
+    return None
+
+
 def clamp_of(op: Op) -> tuple[int, int]:
     return tuple(op.clamp) if op.clamp is not None else (-128, 127)
 

@@ -23,8 +23,8 @@ from specializer.kernels.overlap import NONE, first_tap, gap as overlap_gap
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from .common import (POS, add_stream, bias_of, clamp_of, finish_stream, input_span, interleave, pack8, pack16,
-                     requant_constants, variant_name)
+from .common import (POS, add_stream, bias_of, clamp_of, finish_stream, grouped, input_span, interleave, pack8,
+                     pack16, requant_constants, variant_name)
 
 TEMPLATE = str(Path(__file__).resolve().parent / "conv2d_s8_dsp.c.in")
 
@@ -38,12 +38,9 @@ def _weights_ohwi(g, op) -> np.ndarray:
 
 def reject(g, op, core):
     if op.kind == "CONV_2D":
-        why = generic_conv._conv_reject(g, op, core)
+        why = generic_conv._conv_reject(g, op, core) or grouped(g, op)
         if why:
             return why
-        x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
-        if x.shape[3] != w.shape[3]:
-            return "grouped convolution (generic kernel)"
     else:
         why = generic_conv._dw_reject(g, op, core)
         if why:

@@ -35,7 +35,7 @@ from specializer.kernels import fully_connected as generic_fc
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from .common import POS, add_stream, finish_stream, interleave, pack16, per_channel, variant_name
+from .common import POS, add_stream, finish_stream, grouped, interleave, pack16, per_channel, variant_name
 
 TEMPLATE = str(Path(__file__).resolve().parent / "conv2d_s16_dsp.c.in")
 DW_TEMPLATE = str(Path(__file__).resolve().parent / "depthwise_s16_dsp.c.in")
@@ -58,12 +58,9 @@ def _bias64(g, op, n: int) -> np.ndarray:
 
 
 def conv_reject(g, op, core):
-    why = generic_conv16._conv_reject(g, op, core)
+    why = generic_conv16._conv_reject(g, op, core) or grouped(g, op)
     if why:
         return why
-    x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
-    if x.shape[3] != w.shape[3]:
-        return "grouped convolution (generic kernel)"
     if not _int64_bias(g, op):
         return "int32 bias (TFLite's int32-sum form: generic kernel)"
     return None

@@ -31,7 +31,7 @@ from specializer.kernels import fully_connected as generic_fc
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from .common import add_stream, bias_of, clamp_of, finish_stream, input_span, variant_name
+from .common import add_stream, bias_of, clamp_of, finish_stream, grouped, input_span, variant_name
 
 TEMPLATE = str(Path(__file__).resolve().parent / "pointwise_s8_scalar.c.in")
 INT32 = 1 << 31
@@ -70,29 +70,24 @@ def _common_reject(g, op):
     return None
 
 
-def reject_conv(g, op, core):
-    why = _core_reject(core) or generic_conv._conv_reject(g, op, core)
+def _reject_conv(g, op, core, pointwise: bool):
+    why = _core_reject(core) or generic_conv._conv_reject(g, op, core) or grouped(g, op)
     if why:
         return why
-    x, w, y = g.t(op.inputs[0]), g.t(op.inputs[1]), g.t(op.outputs[0])
-    if x.shape[3] != w.shape[3]:
-        return "grouped convolution (generic kernel)"
-    if _im2col(g, op):
-        return "not a 1x1, stride-1, unpadded convolution (conv2d_s8_scalar)"
+    if _im2col(g, op) == pointwise:
+        return ("not a 1x1, stride-1, unpadded convolution (conv2d_s8_scalar)" if pointwise
+                else "a 1x1, stride-1, unpadded convolution (conv2d_s8_pw_scalar)")
     return _common_reject(g, op)
+
+
+def reject_conv(g, op, core):
+    """A 1x1, stride-1, unpadded, ungrouped CONV_2D of what the generic kernel takes."""
+    return _reject_conv(g, op, core, True)
 
 
 def reject_conv_im2col(g, op, core):
-    """Any other CONV_2D (kernel, stride, padding, dilation) of what the generic kernel takes, ungrouped."""
-    why = _core_reject(core) or generic_conv._conv_reject(g, op, core)
-    if why:
-        return why
-    x, w = g.t(op.inputs[0]), g.t(op.inputs[1])
-    if x.shape[3] != w.shape[3]:
-        return "grouped convolution (generic kernel)"
-    if not _im2col(g, op):
-        return "a 1x1, stride-1, unpadded convolution (conv2d_s8_pw_scalar)"
-    return _common_reject(g, op)
+    """Any other ungrouped CONV_2D (kernel, stride, padding, dilation) of what the generic kernel takes."""
+    return _reject_conv(g, op, core, False)
 
 
 def reject_fc(g, op, core):

@@ -349,6 +349,14 @@ class Simulator:
             out[addr] = (n + b[0], c + b[0] * b[5].static)
         return out
 
+    def executed_blocks(self):
+        """(start address, cycles, instructions) of every basic block the last run executed: static cost x
+        executions plus taken-branch extras (IT and divide extras left out); profilers attribute them to symbols."""
+        for key, (count, _size, cond, _ft, taken, bc) in self._cache.items():
+            if count:
+                yield (key if isinstance(key, int) else key[0],
+                       count * bc.static + (taken * bc.taken_extra if cond else 0), count * bc.ninsns)
+
     def _reset_counts(self):
         for b in self._blocks:
             b[0] = 0
