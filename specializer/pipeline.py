@@ -18,6 +18,7 @@ from .passes.fold_padding import fold_padding
 from .passes.fold_zero_points import fold_zero_points
 from .passes.fuse_activations import fuse_activations
 from .passes.fuse_bands import fuse_bands, rechoose_variants
+from .passes.order_ops import order_ops
 from .passes.plan_memory import plan_memory
 from .passes.precompute_requant import precompute_requant
 from .passes.prune_channels import prune_channels
@@ -26,7 +27,7 @@ from .passes.select_kernels import select_kernels
 
 PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_reshapes", "precompute_requant",
               "prune_channels", "fold_zero_points", "select_kernels", "choose_variants", "fuse_bands",
-              "rechoose_variants", "reorder_weights", "plan_memory")
+              "rechoose_variants", "reorder_weights", "order_ops", "plan_memory")
 
 
 def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
@@ -48,6 +49,7 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
                                                                                  optimize))),
         ("rechoose_variants", lambda g: rechoose_variants(g, flash_budget, prefer, optimize)),
         ("reorder_weights", reorder_weights),
+        ("order_ops", lambda g: order_ops(g, alignment=alignment, share_all=share_all)),
         ("plan_memory", lambda g: plan_memory(g, alignment=alignment, share_all=share_all)),
     ]
 
