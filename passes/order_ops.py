@@ -9,9 +9,10 @@ How it works
    the most bytes net (the bytes of inputs it reads last minus the bytes it writes; ties: the model's order);
    and, where a graph has at most EXACT_LIMIT topological orders, every one of them (enumerated depth-first),
    ranked by their peak of live bytes (`liveness.live_bytes`, kernel scratch included).
-4. The best EXACT_PLANNED of those by peak live bytes, the greedy order and the model's are planned
-   (`plan_memory`: placement, in-place and chasing overlaps as the final plan does them); the smallest arena
-   wins, ties go to the model's order. Op indices stay as they are, so names, profile marks and per-layer
+4. The best EXACT_PLANNED of those by peak live bytes and the greedy order, where their peak is below the
+   model order's, are planned with the model's (`plan_memory`: placement, in-place and chasing overlaps as the
+   final plan does them); the smallest arena wins, ties go to the model's order. (The enumeration gives up
+   after 50 x EXACT_LIMIT partial orders, so large graphs cost little.) Op indices stay as they are, so names, profile marks and per-layer
    reports do not change, only the order of the calls in `<name>_run`.
 
     before:  conv P(x) -> y1; conv C(y1) -> y2; conv S(x) -> s; ADD(y2, s)
@@ -46,25 +47,42 @@ def _dependencies(g: Graph) -> list[set[int]]:
 
 
 def _orders(deps: list[set[int]], limit: int):
-    """Every topological order (lists of positions) or None when there are more than `limit`."""
+    """Every topological order (lists of positions), or None when there are more than `limit` (or the search
+    visits more than 50 x `limit` partial orders)."""
     n = len(deps)
+    succ: list[list[int]] = [[] for _ in range(n)]
+    indeg = [len(d) for d in deps]
+    for k, d in enumerate(deps):
+        for p in d:
+            succ[p].append(k)
+    ready = [k for k in range(n) if indeg[k] == 0]
     out: list[list[int]] = []
-    done = [False] * n
     order: list[int] = []
+    budget = [50 * limit]
 
     def rec() -> bool:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
         if len(order) == n:
             out.append(list(order))
             return len(out) <= limit
-        for k in range(n):
-            if not done[k] and all(done[d] for d in deps[k]):
-                done[k] = True
-                order.append(k)
-                ok = rec()
-                order.pop()
-                done[k] = False
-                if not ok:
-                    return False
+        for k in sorted(ready):
+            ready.remove(k)
+            order.append(k)
+            for t in succ[k]:
+                indeg[t] -= 1
+                if indeg[t] == 0:
+                    ready.append(t)
+            ok = rec()
+            for t in succ[k]:
+                if indeg[t] == 0:
+                    ready.remove(t)
+                indeg[t] += 1
+            order.pop()
+            ready.append(k)
+            if not ok:
+                return False
         return True
 
     return out if rec() else None
@@ -124,10 +142,15 @@ def order_ops(g: Graph, alignment: int = 4, share_all: bool = False) -> Graph:
     if _one_order(deps):
         return g  # a chain: one order
     model = list(range(n))
-    candidates = [model, _greedy(g, deps)]
+    candidates = [_greedy(g, deps)]
     every = _orders(deps, EXACT_LIMIT)
     if every:
         candidates += sorted(every, key=lambda o: (_peak(g, o), o))[:EXACT_PLANNED]
+    # only orders whose peak of live bytes is below the model order's are worth a plan
+    base = _peak(g, model)
+    candidates = [model] + [o for o in candidates if _peak(g, o) < base]
+    if len(candidates) == 1:
+        return g
     best, best_arena = g, None
     seen = set()
     for order in candidates:
