@@ -7,12 +7,12 @@ How it works
    changes.
 3. Candidate orders: the model's own; a greedy one that at every step runs, of the ready ops, the one that frees
    the most bytes net (the bytes of inputs it reads last minus the bytes it writes; ties: the model's order);
-   and, where a graph has at most EXACT_LIMIT topological orders, every one of them (enumerated depth-first),
+   and, where a graph has at most EXACT_LIMIT (120) topological orders, every one of them (enumerated depth-first),
    ranked by their peak of live bytes (`liveness.live_bytes`, kernel scratch included).
 4. The best EXACT_PLANNED of those by peak live bytes and the greedy order, where their peak is below the
    model order's, are planned with the model's (`plan_memory`: placement, in-place and chasing overlaps as the
    final plan does them); the smallest arena wins, ties go to the model's order. (The enumeration gives up
-   after 50 x EXACT_LIMIT partial orders, so large graphs cost little.) Op indices stay as they are, so names, profile marks and per-layer
+   after 20 x EXACT_LIMIT partial orders, so wide graphs cost little.) Op indices stay as they are, so names, profile marks and per-layer
    reports do not change, only the order of the calls in `<name>_run`.
 
     before:  conv P(x) -> y1; conv C(y1) -> y2; conv S(x) -> s; ADD(y2, s)
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from specializer.ir import Graph
 
-EXACT_LIMIT = 2000  # topological orders enumerated at most (a graph with more gets the greedy order)
+EXACT_LIMIT = 120  # topological orders enumerated at most (a graph with more gets the greedy order)
 EXACT_PLANNED = 3  # of those, the best by peak live bytes are planned
 
 
@@ -48,7 +48,7 @@ def _dependencies(g: Graph) -> list[set[int]]:
 
 def _orders(deps: list[set[int]], limit: int):
     """Every topological order (lists of positions), or None when there are more than `limit` (or the search
-    visits more than 50 x `limit` partial orders)."""
+    visits more than 20 x `limit` partial orders: models of many independent layers stop early)."""
     n = len(deps)
     succ: list[list[int]] = [[] for _ in range(n)]
     indeg = [len(d) for d in deps]
@@ -58,7 +58,7 @@ def _orders(deps: list[set[int]], limit: int):
     ready = [k for k in range(n) if indeg[k] == 0]
     out: list[list[int]] = []
     order: list[int] = []
-    budget = [50 * limit]
+    budget = [20 * limit]
 
     def rec() -> bool:
         budget[0] -= 1
