@@ -257,6 +257,42 @@ def sim_mismatches(model: bytes, inputs_list, build_dir, core: str = "cortex-m4"
     return bad, res
 
 
+def lstm_gate_constants(mb: ModelBuilder, rng, tag: str, I: int, S: int, s_x: float, s_h: float, *,
+                        per_channel=False, cifg=False, peephole=False, unit=64, gain=1.0, extreme=False,
+                        bias_dtype="int32", bias_scale=1.0) -> list:
+    """The 8 gate weights, 3 peephole weights and 4 biases of a random LSTM (None where absent), in TFLite's input
+    order. Weight scales put the gate FC outputs around +-[0.1, 10] (`unit`: the activation scale's integer unit,
+    `gain` on top); `extreme`: one gate in ten gets all-extreme weights; biases within +-2 (x `bias_scale`) gate
+    pre-activation units at scale s_x * s_w."""
+    ins: list = []
+    s_gate = []
+    for k in range(8):
+        depth = I if k < 4 else S
+        s_in = s_x if k < 4 else s_h
+        target = 10 ** rng.uniform(-1, 1)
+        s_w = float(target * gain / (s_in * unit * np.sqrt(depth)))
+        w = rng.integers(-127, 128, size=(S, depth)).astype(np.int8)
+        if extreme and rng.random() < 0.1:
+            w[:] = int(rng.choice([-127, 127]))
+        s_gate.append(s_w)
+        if per_channel and k == 0:
+            ins.append(mb.const(f"{tag}_w{k}", w, scale=np.full(S, s_w, np.float32), axis=0))
+        elif cifg and k in (0, 4):
+            ins.append(None)
+        else:
+            ins.append(mb.const(f"{tag}_w{k}", w, scale=s_w))
+    for k in range(3):  # peephole
+        ins.append(mb.const(f"{tag}_p{k}", rng.integers(-100, 100, size=S).astype(np.int16), scale=0.01)
+                   if peephole else None)
+    for k in range(4):
+        s_b = s_x * s_gate[k]
+        b = np.round(rng.uniform(-2, 2, size=S) * bias_scale / s_b)
+        if bias_dtype == "int32":
+            b = b.clip(-2**31, 2**31 - 1)
+        ins.append(mb.const(f"{tag}_b{k}", b.astype(bias_dtype), scale=s_b))
+    return ins
+
+
 def add_lstm(mb: ModelBuilder, rng, *, n_cell=None, n_input=None, steps=None, batches=None, time_major=None,
              intermediates=None, cell_pow=None, peephole=False, per_channel=False, cifg=False, tag="l"):
     """Add one random LSTM (its own input and output) to `mb`; returns the input index."""
@@ -272,29 +308,8 @@ def add_lstm(mb: ModelBuilder, rng, *, n_cell=None, n_input=None, steps=None, ba
     s_c = 2.0 ** (cell_pow if cell_pow is not None else -int(rng.integers(8, 16)))
     shape = (T, B, I) if tm else (B, T, I)
     x = mb.input(f"{tag}_x", shape, "int8", s_x, zp_x)
-    ins = [x]
-    s_gate = []
-    # gate weights: scales such that FC outputs land around +-[0.1, 10]
-    for k in range(8):
-        depth = I if k < 4 else S
-        s_in = s_x if k < 4 else s_h
-        target = 10 ** rng.uniform(-1, 1)
-        s_w = float(target / (s_in * 64 * np.sqrt(depth)))
-        w = rng.integers(-127, 128, size=(S, depth)).astype(np.int8)
-        s_gate.append(s_w)
-        if per_channel and k == 0:
-            ins.append(mb.const(f"{tag}_w{k}", w, scale=np.full(S, s_w, np.float32), axis=0))
-        elif cifg and k in (0, 4):
-            ins.append(None)
-        else:
-            ins.append(mb.const(f"{tag}_w{k}", w, scale=s_w))
-    for k in range(3):  # peephole
-        ins.append(mb.const(f"{tag}_p{k}", rng.integers(-100, 100, size=S).astype(np.int16), scale=0.01)
-                   if peephole else None)
-    for k in range(4):  # biases at scale s_x * s_w, values within +-2 (gate pre-activation units)
-        s_b = s_x * s_gate[k]
-        b = np.round(rng.uniform(-2, 2, size=S) / s_b).clip(-2**31, 2**31 - 1).astype(np.int32)
-        ins.append(mb.const(f"{tag}_b{k}", b, scale=s_b))
+    ins = [x] + lstm_gate_constants(mb, rng, tag, I, S, s_x, s_h, per_channel=per_channel, cifg=cifg,
+                                    peephole=peephole)
     ins += [None, None]  # projection
     h = mb.tensor(f"{tag}_h", (B, S), "int8", s_h, zp_h, variable=True)
     c = mb.tensor(f"{tag}_c", (B, S), "int16", s_c, 0, variable=True)

@@ -25,6 +25,7 @@ from specializer import ops
 from specializer.errors import ShapeError, UnsupportedTypeError
 from specializer.oracle import diff_outputs, run_tflm, run_tflm_stream
 from specializer.tflite_writer import ModelBuilder
+from spz_randlayers import lstm_gate_constants
 from spz_testutil import assert_bitexact
 
 TARGETS = [None, "cortex-m4"]
@@ -51,33 +52,9 @@ def add_lstm16(mb: ModelBuilder, rng, *, n_cell=None, n_input=None, steps=None, 
     s_c = 2.0 ** (cell_pow if cell_pow is not None else -int(rng.integers(8, 16)))
     shape = (T, B, I) if tm else (B, T, I)
     x = mb.input(f"{tag}_x", shape, "int16", s_x, zp_x)
-    ins = [x]
-    s_gate = []
-    # gate weights: scales such that FC outputs land around +-[0.1, 10] on full-range inputs
-    for k in range(8):
-        depth = I if k < 4 else S
-        s_in = s_x if k < 4 else s_h
-        target = 10 ** rng.uniform(-1, 1)
-        s_w = float(target * w_gain / (s_in * 16384 * np.sqrt(depth)))
-        w = rng.integers(-127, 128, size=(S, depth)).astype(np.int8)
-        if rng.random() < 0.1:
-            w[:] = int(rng.choice([-127, 127]))  # extreme weights
-        s_gate.append(s_w)
-        if per_channel and k == 0:
-            ins.append(mb.const(f"{tag}_w{k}", w, scale=np.full(S, s_w, np.float32), axis=0))
-        elif cifg and k in (0, 4):
-            ins.append(None)
-        else:
-            ins.append(mb.const(f"{tag}_w{k}", w, scale=s_w))
-    for k in range(3):  # peephole
-        ins.append(mb.const(f"{tag}_p{k}", rng.integers(-100, 100, size=S).astype(np.int16), scale=0.01)
-                   if peephole else None)
-    for k in range(4):  # biases at scale s_x * s_w, values within +-2 (gate pre-activation units)
-        s_b = s_x * s_gate[k]
-        b = np.round(rng.uniform(-2, 2, size=S) * bias_scale / s_b)
-        if bias_dtype == "int32":
-            b = b.clip(-2**31, 2**31 - 1)
-        ins.append(mb.const(f"{tag}_b{k}", b.astype(bias_dtype), scale=s_b))
+    ins = [x] + lstm_gate_constants(mb, rng, tag, I, S, s_x, s_h, per_channel=per_channel, cifg=cifg,
+                                    peephole=peephole, unit=16384, gain=w_gain, extreme=True,
+                                    bias_dtype=bias_dtype, bias_scale=bias_scale)
     ins += [None, None]  # projection
     h = mb.tensor(f"{tag}_h", (B, S), hidden_dtype, s_h, zp_h if hidden_dtype == "int16" else 0, variable=True)
     c = mb.tensor(f"{tag}_c", (B, S), "int16", s_c, 0, variable=True)

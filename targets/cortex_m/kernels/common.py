@@ -186,6 +186,15 @@ def grouped(g: Graph, op: Op) -> Optional[str]:
     return None
 
 
+def call_stream_kernel(ctx, fn: str, in_zp: bool = True) -> None:
+    """The call of a kernel that reads one constant stream: fn(input, stream, output, int32 scratch, [input zero
+    point,] output zero point)."""
+    op = ctx.op
+    x, y = ctx.inp(0), ctx.out()
+    zps = (f"{x.quant.zero_point[0]}, " if in_zp else "") + f"{y.quant.zero_point[0]}"
+    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {ctx.scratch('int32_t')}, {zps});")
+
+
 def clamp_of(op: Op) -> tuple[int, int]:
     return tuple(op.clamp) if op.clamp is not None else (-128, 127)
 

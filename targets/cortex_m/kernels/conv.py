@@ -23,8 +23,8 @@ from specializer.kernels.overlap import NONE, first_tap, gap as overlap_gap
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from .common import (POS, add_stream, bias_of, clamp_of, finish_stream, grouped, input_span, interleave, pack8,
-                     pack16, requant_constants, variant_name)
+from .common import (POS, add_stream, bias_of, call_stream_kernel, clamp_of, finish_stream, grouped, input_span,
+                     interleave, pack8, pack16, requant_constants, variant_name)
 
 TEMPLATE = str(Path(__file__).resolve().parent / "conv2d_s8_dsp.c.in")
 
@@ -450,12 +450,8 @@ def overlap(g, op) -> tuple:
 
 
 def emit(ctx):
-    op = ctx.op
-    args = template_args(ctx.g, op)
-    fn = ctx.fn(variant=variant(args), **args)
-    x, y = ctx.inp(0), ctx.out()
-    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {ctx.scratch('int32_t')}, "
-             f"{x.quant.zero_point[0]}, {y.quant.zero_point[0]});")
+    args = template_args(ctx.g, ctx.op)
+    call_stream_kernel(ctx, ctx.fn(variant=variant(args), **args))
 
 
 ENTRY = KernelEntry(name="conv2d_s8_dsp", ops=("CONV_2D", "DEPTHWISE_CONV_2D"), template=TEMPLATE, emit=emit,

@@ -31,7 +31,7 @@ from specializer.kernels import fully_connected as generic_fc
 from specializer.ops import explicit_padding
 from specializer.registry import KernelEntry
 
-from .common import add_stream, bias_of, clamp_of, finish_stream, grouped, input_span, variant_name
+from .common import add_stream, bias_of, call_stream_kernel, clamp_of, finish_stream, grouped, input_span, variant_name
 
 TEMPLATE = str(Path(__file__).resolve().parent / "pointwise_s8_scalar.c.in")
 INT32 = 1 << 31
@@ -257,13 +257,9 @@ def variant(args: dict) -> str:
 
 
 def emit(ctx):
-    op = ctx.op
-    args = template_args(ctx.g, op)
+    args = template_args(ctx.g, ctx.op)
     asm = {p: block_asm(args["K"], p) for p in {args["P"], args["TP"]} if p}
-    fn = ctx.fn(variant=variant(args), ASM=asm, **args)
-    x, y = ctx.inp(0), ctx.out()
-    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {ctx.scratch('int32_t')}, "
-             f"{y.quant.zero_point[0]});")
+    call_stream_kernel(ctx, ctx.fn(variant=variant(args), ASM=asm, **args), in_zp=False)
 
 
 def inplace(g, op) -> tuple:

@@ -29,7 +29,7 @@ import numpy as np
 from specializer.kernels import conv as generic_conv
 from specializer.registry import KernelEntry
 
-from .common import add_stream, bias_of, clamp_of, finish_stream, input_span, variant_name
+from .common import add_stream, bias_of, call_stream_kernel, clamp_of, finish_stream, input_span, variant_name
 from .depthwise import _geometry
 from .scalar import INT32, SPLIT_LIMIT, _core_reject, rqw_form
 
@@ -162,12 +162,8 @@ def variant(a: dict) -> str:
 
 
 def emit(ctx):
-    op = ctx.op
-    args = template_args(ctx.g, op)
-    fn = ctx.fn(variant=variant(args), **args)
-    x, y = ctx.inp(0), ctx.out()
-    ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {ctx.scratch('int32_t')}, "
-             f"{x.quant.zero_point[0]}, {y.quant.zero_point[0]});")
+    args = template_args(ctx.g, ctx.op)
+    call_stream_kernel(ctx, ctx.fn(variant=variant(args), **args))
 
 
 ENTRY = KernelEntry(name="depthwise_s8_scalar", ops=("DEPTHWISE_CONV_2D",), template=TEMPLATE, emit=emit,
