@@ -58,7 +58,6 @@ def sub_calls(ctx, sub_scr: int) -> dict:
 def emit(ctx):
     op = ctx.op
     a = op.attrs
-    sub = a.sub
     mp = ctx.g.memory_plan
     band = mp.scratch_offsets[op.index]  # the band, C's rows and S's rows (residual blocks), sub-layers' scratch
     c_rows = band + (a.band_rows * a.row_bytes + 3) // 4 * 4

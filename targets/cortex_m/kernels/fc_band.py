@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specializer.kernels import band
 from specializer.registry import KernelEntry
 
 from .common import POS, clamp_of, interleave, pack8, variant_name
@@ -60,17 +61,15 @@ def variant(args: dict) -> str:
 
 
 def emit(ctx):
-    from specializer.kernels.band import sub_calls
-
     op = ctx.op
     a = op.attrs
     plan = a.plan
     args = plan["args"]
     mp = ctx.g.memory_plan
-    band = mp.scratch_offsets[op.index]
-    acc = band + (a.row_bytes + 3) // 4 * 4
+    row = mp.scratch_offsets[op.index]  # the band: one output row of P
+    acc = row + (a.row_bytes + 3) // 4 * 4
     sub_scr = acc + 4 * args["R"]
-    calls = sub_calls(ctx, sub_scr)
+    calls = band.sub_calls(ctx, sub_scr)
     fn = ctx.fn(template=TEMPLATE, variant=variant(args), **args)
     w = ctx.weights(plan["stream"], "int32_t")
     bias = ctx.weights(plan["bias"], "int32_t")
@@ -84,8 +83,8 @@ def emit(ctx):
         code, i, o = calls[s.p_op]
         xo = f"{x_off + s.x_row * a.x_row_bytes}" + (f" + {dx * a.x_row_bytes} * {var}" if var else "")
         wo = f"{w} + {s.row * cw}" + (f" + {cw} * {var}" if var else "")
-        return [code.replace(f"@{i[0]}@", xo).replace(f"@{o}@", f"{band}"),
-                f"{fn}_acc((const int8_t *)(arena + {band}), {wo}, {accp});"]
+        return [code.replace(f"@{i[0]}@", xo).replace(f"@{o}@", f"{row}"),
+                f"{fn}_acc((const int8_t *)(arena + {row}), {wo}, {accp});"]
 
     steps = list(a.steps)
     ctx.call("{")
@@ -113,15 +112,6 @@ def emit(ctx):
     ctx.call("}")
 
 
-def scratch_bytes(g, op) -> int:
-    return op.kernel.scratch_bytes if op.kernel is not None else 0
-
-
-def reorder(g, op):
-    from specializer.kernels.band import reorder as band_reorder
-
-    return band_reorder(g, op)
-
-
-ENTRY = KernelEntry(name="band_fc", ops=("BANDED_FC",), template=TEMPLATE, emit=emit, scratch_bytes=scratch_bytes,
-                    reorder=reorder, generic=False, requires=frozenset({"dsp"}))
+# scratch and the sub-layers' weights exactly as BANDED_PAIR's (the scratch size is fixed when the op is built)
+ENTRY = KernelEntry(name="band_fc", ops=("BANDED_FC",), template=TEMPLATE, emit=emit, scratch_bytes=band.scratch_bytes,
+                    reorder=band.reorder, generic=False, requires=frozenset({"dsp"}))
