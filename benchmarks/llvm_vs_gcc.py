@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specializer.bench import build_model_elf, load_inputs
+from specializer.bench import build_model_elf
 from specializer.targets.cortex_m import SUPPORT_DIR
 from specializer.targets.cortex_m.cores import get_core
 from specializer.targets.cortex_m.toolchain import (COMMON_FLAGS, LINK_FLAGS, compile_object,

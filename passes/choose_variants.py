@@ -262,25 +262,6 @@ def choose_variants(g: Graph, budget: Optional[int] = "default", prefer: Optiona
     return _applied(g, chosen)
 
 
-    def arena(ch):
-        return plan_memory(fuse_bands(_applied(g, ch), core)).memory_plan.arena_size
-
-    def saved(item):
-        idx, cs = item
-        now = next((c.cycles for c in cs if dict(c.params) == chosen[idx]), 0.0)
-        return now - cs[pick[idx]].cycles
-
-    cur = arena(chosen)
-    for idx, cs in sorted(moved, key=lambda it: -saved(it))[:GIVE_BACK_BANDED]:
-        if saved((idx, cs)) <= 0:
-            continue
-        trial = {**chosen, idx: dict(cs[pick[idx]].params)}
-        a = arena(trial)
-        if a <= cur:
-            chosen, cur = trial, a
-    return chosen
-
-
 def _applied(g: Graph, chosen) -> Graph:
     """`g` with each chosen layer's variant stored, and its scratch, in-place and overlap abilities asked again
     of the entry for that variant."""

@@ -478,7 +478,6 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
     chosen: dict = {}  # fused op index -> (build arguments, (inherit, rows) taken)
 
     def best_of(trials: list):
-        nonlocal arena
         best = None
         for key, make in trials:
             fused = make()
