@@ -91,10 +91,11 @@ def _candidates(g: Graph, seg: bool = False):
     return out
 
 
-def default_budget(g: Graph) -> int:
+def default_budget(g: Graph, more_small: int = 0) -> int:
     """Flash the variants may take by default: their smallest streams plus EXTRA_MIN (a model whose smallest
-    streams are below LARGE_STREAMS) or EXTRA_FRACTION of them, whichever is more."""
-    total_small = 0
+    streams are below LARGE_STREAMS) or EXTRA_FRACTION of them, whichever is more. `more_small`: the smallest
+    streams of layers that are not in `g`'s list (the layers inside row bands)."""
+    total_small = more_small
     for _, cands in _candidates(g):
         total_small += min(c.flash for c in cands)
     extra_min = EXTRA_MIN if total_small < LARGE_STREAMS else 0
@@ -272,7 +273,8 @@ def _applied(g: Graph, chosen) -> Graph:
             e = registry.entry_by_name(op.kernel.entry)
             op = dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, scratch_bytes=int(e.scratch_bytes(g, op)),
                                                                     inplace=registry.inplace_positions(e, g, op),
-                                                                    overlap=registry.overlap_constraints(e, g, op)))
+                                                                    overlap=registry.overlap_constraints(e, g, op),
+                                                                    clobbers=registry.clobber_positions(e, g, op)))
         ops.append(op)
     return g.with_ops(ops)
 

@@ -477,7 +477,7 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
     orig = g
     chosen: dict = {}  # fused op index -> (build arguments, (inherit, rows) taken)
 
-    def best_of(trials: list):
+    def best_of(trials: list, smallest: bool = optimize == "ram"):
         best = None
         for key, make in trials:
             fused = make()
@@ -490,20 +490,20 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
                 return 0, trial, key
             # the smallest arena; in ram mode on a tie the smaller scratch (the peak may move here once other
             # layers fuse; _relax then takes the fastest form the final arena allows), else the first (faster)
-            a = (plan_memory(trial).memory_plan.arena_size, fused.kernel.scratch_bytes if optimize == "ram" else 0)
+            a = (plan_memory(trial).memory_plan.arena_size, fused.kernel.scratch_bytes if smallest else 0)
             if a[0] < MIN_GAIN * arena and (best is None or a < best[0]):
                 best = (a, trial, key)
-                if optimize != "ram":  # balanced: the first (fastest) form that cuts the arena enough
+                if not smallest:  # balanced pairs: the first (fastest) form that cuts the arena enough
                     break
         return (best[0][0], best[1], best[2]) if best is not None else None
 
-    blocks = residual_candidates(g) if (force or optimize == "ram") else []
+    blocks = residual_candidates(g)
     chase = force or optimize == "ram"  # balanced: a pair's output does not chase its input (fewer, cheaper bands)
     for p, c, a, s, pos in blocks:  # residual blocks first: their input can take their output
         if any(op not in g.ops for op in (p, c, a) + ((s,) if s is not None else ())):
             continue
         best = best_of([((inh, r), lambda inh=inh, r=r: build(g, p, c, core, inh, r, a, s, pos))
-                        for r in ROWS for inh in (True, False)])
+                        for r in ROWS for inh in (True, False)], smallest=True)
         if best is not None:
             arena, g, key = best
             chosen[a.index] = ((p, c, a, s, pos), key)
@@ -522,8 +522,9 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
         best = best_of([((inh, 1), lambda inh=inh: build_fc(g, p, c, core, inh)) for inh in (True, False)])
         if best is not None:
             arena, g, key = best
-    if not force and optimize == "ram":
-        g = _relax(g, orig, chosen, core, rechoose or (lambda h: h))
+    if not force:  # balanced: only the residual blocks relax (pairs took their fastest form that fits)
+        g = _relax(g, orig, chosen if optimize == "ram" else {k: v for k, v in chosen.items() if v[0][2] is not None},
+                   core, rechoose or (lambda h: h))
     return g
 
 
@@ -563,6 +564,39 @@ def rechoose_variants(g: Graph, budget: Any = "default", prefer: Any = None, opt
     """After a fusion the peak may sit elsewhere: choose_variants again (its RAM steps now see the banded plan)."""
     if not any(op.kind in ("BANDED_PAIR", "BANDED_FC") for op in g.ops):
         return g
-    from specializer.passes.choose_variants import choose_variants
+    from specializer.passes.choose_variants import choose_variants, default_budget
 
-    return choose_variants(g, budget, prefer, optimize)
+    if budget is not None:  # the bands' sub-layers keep their variants: their streams count against the budget
+        small, used = band_streams(g)
+        budget = (default_budget(g, small) if budget == "default" else budget) - used
+    return choose_variants(g, max(budget, 0) if budget is not None else None, prefer, optimize)
+
+
+def band_streams(g: Graph) -> tuple:
+    """(smallest, taken): the flash of the row bands' sub-layer variants (one per distinct weight stream) at
+    their smallest and as chosen."""
+    small = used = 0
+    seen = set()
+    for op in g.ops:
+        if op.kind not in ("BANDED_PAIR", "BANDED_FC"):
+            continue
+        sub = op.attrs.sub
+        for sop in sub.ops:
+            e = registry.entry_by_name(sop.kernel.entry) if sop.kernel is not None else None
+            if e is None or e.variants is None:
+                continue
+            key = tuple(t for t in sop.inputs if t is not None and sub.t(t).is_const)
+            cands = e.variants(sub, sop)
+            if key in seen or not cands:
+                continue
+            seen.add(key)
+            mine = _set_params(dict(sop.kernel.variant or ()))
+            taken = [c.flash for c in cands if _set_params(c.params) == mine]
+            small += min(c.flash for c in cands)
+            used += taken[0] if taken else min(c.flash for c in cands)
+    return small, used
+
+
+def _set_params(params: dict) -> dict:
+    """A variant's parameters without the ones left at their off value (entries omit them, the op may not)."""
+    return {k: v for k, v in params.items() if v is not False and v is not None and v != 0}
