@@ -171,6 +171,23 @@ def buffer_of(bufs: list[Buffer]) -> dict[int, Buffer]:
     return {tid: b for b in bufs for tid in b.tensors}
 
 
+def dies_at(g: Graph, op: Op, tid: int) -> bool:
+    """Whether tensor `tid`'s bytes may be overwritten by `op` whatever the op order: no other op reads them (views
+    only pass them on), and no tensor sharing them is a graph output, a variable or a constant."""
+    b = buffer_of(buffers(g)).get(tid)
+    if b is None or b.kind != "tensor":
+        return False
+    group = set(b.tensors)
+    if group & set(g.outputs) or any(g.t(t).variable or g.t(t).is_const for t in group):
+        return False
+    for other in g.ops:
+        if other.index == op.index or other.alias_of is not None:
+            continue
+        if group & {t for t in other.inputs if t is not None}:
+            return False
+    return [t for t in op.inputs if t in group] == [tid]
+
+
 def kernel_inplace_positions(op: Op) -> tuple[int, ...]:
     """Input positions whose buffer `op`'s chosen kernel may overwrite with its output (registry entry field)."""
     if op.kernel is None or op.alias_of is not None:

@@ -272,6 +272,13 @@ def check_plan(g: Graph) -> None:
                           f"({off[ob.id]} vs {off[ib.id]})")
         shared.add((min(ob.id, ib.id), max(ob.id, ib.id)))
 
+    for step, op in enumerate(g.ops):  # a kernel that works in its input's bytes: they die here
+        for pos in (op.kernel.clobbers if op.kernel is not None else ()):
+            b = owner.get(op.inputs[pos])
+            if b is None or b.last != step or b.kind != "tensor" or set(b.tensors) & set(g.outputs):
+                raise IRError(f"memory plan: op #{op.index} {op.kind} overwrites its input {pos} while it runs, "
+                              "but that buffer does not die there")
+
     chase_ok = {(c.out_tid, c.in_tid): c.gap for c in overlap_candidates(g, bufs)} if plan.overlaps else {}
     for out_tid, in_tid in plan.overlaps.items():
         gap = chase_ok.get((out_tid, in_tid))

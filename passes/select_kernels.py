@@ -25,6 +25,7 @@ def select_kernels(g: Graph, core: Any = None, generic_only: bool = False) -> Gr
             op = dataclasses.replace(op, kernel=KernelChoice(e.name, int(e.scratch_bytes(g, op)),
                                                              inplace=registry.inplace_positions(e, g, op)))
             op = dataclasses.replace(op, kernel=dataclasses.replace(
-                op.kernel, overlap=registry.overlap_constraints(e, g, op)))
+                op.kernel, overlap=registry.overlap_constraints(e, g, op),
+                clobbers=registry.clobber_positions(e, g, op)))
         ops.append(op)
     return g.with_ops(ops)

@@ -107,6 +107,9 @@ class KernelChoice:
     # (input position, D): the output may overlap that dying input's bytes if input offset - output offset >= D
     # (the kernel writes its output in the order it finishes reading the input: a line buffer, "chasing" reads)
     overlap: tuple = ()
+    # input positions whose buffer the kernel uses as working memory (it overwrites them while it runs): only
+    # offered where that buffer dies at this op (passes.liveness.dies_at; check_plan proves it)
+    clobbers: tuple = ()
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,9 @@ def allowed_ranges(g) -> dict:
         if op.index in mp.scratch_offsets and op.kernel is not None and op.kernel.scratch_bytes:
             s0 = mp.scratch_offsets[op.index]
             r.append((s0, s0 + op.kernel.scratch_bytes))
+        for pos in (op.kernel.clobbers if op.kernel is not None else ()):  # its input as working memory
+            t = op.inputs[pos]
+            r.append((mp.offsets[t], mp.offsets[t] + g.t(t).nbytes))
         if any(t is not None and g.t(t).variable for t in op.inputs):
             r += state
         out[op.index] = r

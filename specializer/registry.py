@@ -54,6 +54,8 @@ class KernelEntry:
     variants: Optional[Callable[["Graph", "Op"], list]] = None  # candidates for passes/choose_variants
     # (g, op) -> ((input position, D), ...): the output may overlap the dying input if in_off - out_off >= D
     overlap: Optional[Callable[["Graph", "Op"], tuple]] = None
+    # (g, op) -> input positions the kernel overwrites while it runs (working memory in a dying input)
+    clobbers: Optional[Callable[["Graph", "Op"], tuple]] = None
 
 
 def entries() -> tuple[KernelEntry, ...]:
@@ -72,6 +74,11 @@ def inplace_positions(e: KernelEntry, g: "Graph", op: "Op") -> tuple[int, ...]:
 def overlap_constraints(e: KernelEntry, g: "Graph", op: "Op") -> tuple:
     """The entry's (input position, minimum input - output offset) pairs for this layer."""
     return tuple(e.overlap(g, op)) if e.overlap is not None else ()
+
+
+def clobber_positions(e: KernelEntry, g: "Graph", op: "Op") -> tuple:
+    """Input positions the entry's kernel overwrites while it runs, for this layer."""
+    return tuple(e.clobbers(g, op)) if e.clobbers is not None else ()
 
 
 def entry_by_name(name: str) -> KernelEntry:

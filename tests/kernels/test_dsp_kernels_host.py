@@ -148,3 +148,44 @@ def test_segment_conv_host_twins(tmp_path, seg, seed):
     bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", target="cortex-m4",
                   prefer={"SEG": seg})
     assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+
+
+def test_fc_xt_in_place_host_twins(tmp_path):
+    """FULLY_CONNECTED with the XT transform kept in place (only B, over the dying input's own words; several
+    input rows, depths not a multiple of 4 fall back to the scratch form) under ASan."""
+    from specializer.api import lower
+
+    rng = np.random.default_rng(79)
+    model, specs, descs = random_model(rng, 12, ("fc",))
+    g, _ = lower(model, "cortex-m4", prefer={"IP": True})
+    assert any(op.kernel.clobbers for op in g.ops if op.kernel is not None)
+    bad = compare(model, random_inputs(rng, specs, n_sets=2), tmp_path / "m", target="cortex-m4",
+                  prefer={"IP": True})
+    assert not bad, "not bit-exact: " + "; ".join(f"{b} [{descs[b.output]}]" for b in bad[:5])
+
+
+def test_fc_in_place_only_where_the_input_dies(tmp_path):
+    """An input two layers read is never a kernel's working memory, and check_plan rejects a plan that lets it."""
+    import dataclasses
+
+    from specializer import ops
+    from specializer.api import lower
+    from specializer.ir import IRError
+    from specializer.passes.plan_memory import check_plan
+    from specializer.tflite_writer import ModelBuilder
+
+    rng = np.random.default_rng(80)
+    mb = ModelBuilder()
+    x = mb.input("x", (1, 64), scale=0.05, zero_point=3)
+    for i in range(2):
+        w = mb.const(f"w{i}", rng.integers(-127, 128, size=(16, 64)).astype(np.int8), scale=np.full(16, 0.01), axis=0)
+        y = mb.tensor(f"y{i}", (1, 16), scale=0.2, zero_point=-1)
+        mb.op("FULLY_CONNECTED", [x, w, None], [y], ops.FullyConnected(activation="NONE"))
+        mb.output(y)
+    g, _ = lower(mb.build(), "cortex-m4", prefer={"IP": True})
+    fcs = [op for op in g.ops if op.kind == "FULLY_CONNECTED"]
+    assert len(fcs) == 2 and not any(op.kernel.clobbers for op in fcs)
+    forced = g.with_ops([dataclasses.replace(op, kernel=dataclasses.replace(op.kernel, clobbers=(0,)))
+                         if op is fcs[0] else op for op in g.ops])
+    with pytest.raises(IRError, match="does not die"):
+        check_plan(forced)

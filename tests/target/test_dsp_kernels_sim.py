@@ -195,3 +195,11 @@ def test_dsp_lstm_bitexact_in_simulator(tmp_path, sweep):
         bad, res = sim_mismatches(mb.build(), lstm_inputs(mb, rng), tmp_path / f"m{m}", opt=OPTS[m % len(OPTS)])
         assert all(op.kernel.entry == "lstm_s8_dsp" for op in res.graph.ops if op.kernel is not None)
         assert not bad, f"LSTM not bit-exact in the simulator: {bad[:4]}"
+
+
+def test_dsp_fc_xt_in_place_in_simulator(tmp_path, sweep):
+    """FULLY_CONNECTED with the XT transform in place (B over the dying input's words, A as ~(B & 0x00FF00FF)):
+    any depth, rows and quantization, hostile ones included."""
+    n = sweep(36)
+    done, _ = _run(tmp_path, 81, n, ("fc",), prefer={"IP": True})
+    assert done == n

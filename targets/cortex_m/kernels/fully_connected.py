@@ -9,6 +9,9 @@ How it works
    scratch and the raw weight words meet it in SMLADs (no weight unpacking; fully_connected_xt_s8_dsp.c.in):
    the stream then holds 256 (folded bias + 127 * the row's odd-position weights), the weight bytes of even
    positions offset by 128, and the tail weights x256.
+4. XT in place (variant IP, where the input row dies at this layer: `liveness.dies_at`): only the B half of the
+   transform is kept, over the input's own words; no scratch, one AND and one SSUB16 more per 4 inputs and row
+   block. The memory plan lets the kernel write its input (`clobbers`) and check_plan proves the input dies here.
 """
 from __future__ import annotations
 
@@ -71,15 +74,17 @@ def template_args(g, op) -> dict:
     lo, hi = clamp_of(op)
     _, _, rq = _parts(g, op)
     chosen = dict(op.kernel.variant) if op.kernel is not None else {}
+    xt = _xt_ok(g, op) and bool(chosen.get("XT", True))
     return dict(N=x.size // k, K=k, R=r, **default_variant(k, r), RQ=rq.mode, ACT_MIN=lo, ACT_MAX=hi,
-                CLAMP=lo > -128 or hi < 127, POS=POS, UNIFORM=_uniform(rq),
-                XT=_xt_ok(g, op) and bool(chosen.get("XT", True)))
+                CLAMP=lo > -128 or hi < 127, POS=POS, UNIFORM=_uniform(rq), XT=xt,
+                IP=xt and bool(chosen.get("IP", False)) and _ip_ok(g, op))
 
 
 def variants(g, op) -> list:
-    """XT (fast; a 2K-byte scratch for the transformed input row) or the unpacking form (no scratch): measured on
-    the autoencoder's 640-deep first layer, 1.26 and 1.56 cycles per MAC (103,447 and 127,523 cycles:
-    `specializer bench mlperf_ad_fc_autoencoder.tflite --opt=-O3`, default and `--optimize ram` builds)."""
+    """XT (fast; a 2K-byte scratch for the transformed input row), XT in place (no scratch, where the input dies
+    here) or the unpacking form (no scratch): measured on the autoencoder's 640-deep first layer, 1.26 and 1.56
+    cycles per MAC (103,447 and 127,523 cycles: `specializer bench mlperf_ad_fc_autoencoder.tflite --opt=-O3`,
+    default and `--optimize ram` builds); in place ~1 cycle more per 4 inputs and block of rows."""
     from specializer.passes.choose_variants import Variant
 
     if not _xt_ok(g, op):
@@ -88,7 +93,22 @@ def variants(g, op) -> list:
     r, k = w.shape
     n = x.size // k
     macs = n * r * k
-    return [Variant({"XT": True}, macs * 1.26 + n * r * 12, 0), Variant({"XT": False}, macs * 1.56 + n * r * 12, 0)]
+    out = [Variant({"XT": True}, macs * 1.26 + n * r * 12, 0)]
+    if _ip_ok(g, op):
+        blocks = -(-r // default_variant(k, r)["RB"])
+        out.append(Variant({"XT": True, "IP": True}, macs * 1.26 + n * r * 12 + n * blocks * (k // 4), 0))
+    return out + [Variant({"XT": False}, macs * 1.56 + n * r * 12, 0)]
+
+
+def _ip_ok(g, op) -> bool:
+    """XT in place: whole input words per row (rows stay aligned) and an input whose bytes die at this layer."""
+    from specializer.passes.liveness import dies_at
+
+    return g.t(op.inputs[1]).shape[1] % 4 == 0 and dies_at(g, op, op.inputs[0])
+
+
+def clobbers(g, op) -> tuple:
+    return (0,) if template_args(g, op)["IP"] else ()
 
 
 def _xt_ok(g, op) -> bool:
@@ -121,7 +141,11 @@ def build_stream(g, op, args: dict) -> np.ndarray:
         blk = wq[r0:r1, :k4].reshape(n, k4 // 4, 4)
         if args["XT"]:
             odd = wq[r0:r1, 1:k4:2].sum(axis=1)
-            parts.append(256 * (folded[r0:r1] + 127 * odd))
+            start = 256 * (folded[r0:r1] + 127 * odd)
+            if args["IP"]:  # the kernel feeds ~A - 1 for A: add back the words' lanes (256 w1 + w0 + 128, ...)
+                start = _wrap32(start + (256 * blk[..., 1] + blk[..., 0] + 128 + 256 * blk[..., 3] + blk[..., 2]
+                                         + 128).sum(axis=1))
+            parts.append(start)
             parts.append(interleave(pack8(blk[..., 0] + 128, blk[..., 1], blk[..., 2] + 128,
                                           blk[..., 3]).astype(np.int64)))
             parts.append(256 * wq[r0:r1, k4:].T.reshape(-1))
@@ -134,18 +158,23 @@ def build_stream(g, op, args: dict) -> np.ndarray:
     return finish_stream(parts)
 
 
+def _wrap32(v):
+    """int64 values as the int32 words with the same low 32 bits (the kernel's sums wrap like the hardware's)."""
+    return (np.asarray(v, dtype=np.int64) + (1 << 31)) % (1 << 32) - (1 << 31)
+
+
 def reorder(g, op):
     return add_stream(g, op, build_stream(g, op, template_args(g, op)), "fc_stream")
 
 
 def variant(args: dict) -> str:
     return variant_name(n=args["N"], k=args["K"], r=args["R"], b=args["RB"], u=args["UNROLL"],
-                        xt="" if args["XT"] else None, rq=args["RQ"][0]) + "__dsp"
+                        xt="" if args["XT"] else None, ip="" if args["IP"] else None, rq=args["RQ"][0]) + "__dsp"
 
 
 def scratch_bytes(g, op) -> int:
     a = template_args(g, op)
-    return 2 * (a["K"] // 4 * 4) if a["XT"] else 0
+    return 2 * (a["K"] // 4 * 4) if a["XT"] and not a["IP"] else 0
 
 
 def emit(ctx):
@@ -153,11 +182,11 @@ def emit(ctx):
     args = template_args(ctx.g, op)
     fn = ctx.fn(template=XT_TEMPLATE if args["XT"] else None, variant=variant(args), **args)
     x, y = ctx.inp(0), ctx.out()
-    extra = f", {ctx.scratch('int32_t')}" if args["XT"] else ""
+    extra = f", {ctx.scratch('int32_t')}" if args["XT"] and not args["IP"] else ""
     ctx.call(f"{fn}({ctx.ptr(x.id)}, {ctx.ptr(op.stream)}, {ctx.ptr(y.id)}, {y.quant.zero_point[0]}{extra});")
 
 
 ENTRY = KernelEntry(name="fully_connected_s8_dsp", ops=("FULLY_CONNECTED",), template=TEMPLATE, emit=emit,
                     reject=reject, template_args=template_args, scratch_bytes=scratch_bytes, priority=10,
                     generic=False,
-                    requires=frozenset({"dsp"}), reorder=reorder, variants=variants)
+                    requires=frozenset({"dsp"}), reorder=reorder, variants=variants, clobbers=clobbers)
