@@ -337,6 +337,10 @@ def _choose_kernels(sub: Graph, parent: dict, core: Any, inherit: Any) -> Option
         variant = par.kernel.variant if (inherit and same) else ()
         if not inherit and same and "WFMT" in dict(par.kernel.variant):  # defaults, in the weight format (flash)
             variant = (("WFMT", dict(par.kernel.variant)["WFMT"]),)
+        if inherit == "rows" and e.name == "conv2d_s8_dsp" and dict(variant).get("RING"):
+            # the layer's variant without its ring (a band's sub-layer computes a few rows per call): KH rows
+            # converted per output row, against KH x KW pixels per output pixel for im2col
+            variant = tuple(sorted({**dict(variant), "RING": False}.items()))
         if isinstance(inherit, str) and inherit.startswith("seg") and e.name == "conv2d_s8_dsp":
             # row segments ("seg": SEG output pixels per buffer row, "seg<n>": n): the rows kernel's speed, little
             # scratch
@@ -512,7 +516,7 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
             continue
         # the layers' own variants first (faster); defaults where they need less
         best = best_of([((inh, 1), lambda inh=inh: build(g, p, c, core, inh, chase=chase))
-                        for inh in (True, False)])
+                        for inh in _forms(p)])
         if best is not None:
             arena, g, key = best
             chosen[c.index] = ((p, c, None, None, 0), key)
@@ -530,7 +534,14 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
 
 SEG = 8  # output pixels per buffer row of the convolution sub-layers' "seg" form
 RELAX_SLACK = 1.015  # a faster band form may take the arena up to 1.5% above the smallest plan
-PREFERENCE = tuple((inh, r) for inh in (True, "seg", "seg2", False) for r in sorted(ROWS, reverse=True))  # faster first
+PREFERENCE = tuple((inh, r) for inh in (True, "rows", "seg", "seg2", False) for r in sorted(ROWS, reverse=True))
+
+
+def _forms(p: Op) -> tuple:
+    """The sub-layer forms a pair tries, faster first: the layer's own variant, the same without its ring (when
+    it has one), its kernel's defaults."""
+    ring = p.kernel is not None and dict(p.kernel.variant).get("RING")
+    return (True, "rows", False) if ring else (True, False)
 
 
 def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
