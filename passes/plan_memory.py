@@ -350,14 +350,27 @@ def timeline(g: Graph, name_width: int = 36) -> str:
         lines.append(f"  {label:<{name_width}} {b.size:>8} {('-' if o is None else o):>8}  {bar}"
                      + (f"  ({'; '.join(notes)})" if notes else ""))
     if plan is not None and bufs:
-        # the step where the placed buffers reach highest: what sets the arena size
-        def top(s):
-            return max((offset(b) + b.size for b in bufs if b.live_at(s) and offset(b) is not None), default=0)
-
-        step = max(range(n + 1), key=top)
-        live = [b for b in bufs if b.live_at(step)]
-        where = f"op #{g.ops[step].index} {g.ops[step].kind}" if step < n else "after the last op"
-        lines.append(f"  arena peak {top(step)} bytes at step {step} ({where}): "
-                     + ", ".join((f"scratch #{b.op_index}" if b.kind == "scratch" else f"%{b.tensors[0]}")
-                                 + f" {b.size} B" for b in sorted(live, key=lambda b: -b.size)))
+        top, step, where, live = arena_peak(g)
+        lines.append(f"  arena peak {top} bytes at step {step} ({where}): "
+                     + ", ".join(f"{label} {size} B" for label, size in live))
     return "\n".join(lines) + "\n"
+
+
+def arena_peak(g: Graph) -> tuple:
+    """What sets a planned graph's arena: (highest byte used, its step, "op #i KIND", [(buffer label, bytes), ...]
+    of the buffers live there, largest first; labels are `%tid` or `scratch #op`)."""
+    bufs = buffers(g)
+    n = len(g.ops)
+    plan = g.memory_plan
+
+    def offset(b: Buffer) -> Optional[int]:
+        return plan.scratch_offsets.get(b.op_index) if b.kind == "scratch" else plan.offsets.get(b.tensors[0])
+
+    def top(s):
+        return max((offset(b) + b.size for b in bufs if b.live_at(s) and offset(b) is not None), default=0)
+
+    step = max(range(n + 1), key=top)
+    live = sorted((b for b in bufs if b.live_at(step)), key=lambda b: -b.size)
+    where = f"op #{g.ops[step].index} {g.ops[step].kind}" if step < n else "after the last op"
+    return top(step), step, where, [((f"scratch #{b.op_index}" if b.kind == "scratch" else f"%{b.tensors[0]}"), b.size)
+                                    for b in live]
