@@ -4,7 +4,7 @@ How it works
 1. The op carries a small sub-graph of row-shaped sub-layers (kernels chosen by the registry for the core) and
    the per-output-row schedule. Each sub-layer is emitted by its own entry through a context whose pointers are
    placeholders: the input row block of x, a position in the band (the op's scratch), row oy of y.
-2. Per output row: rows the band already holds move to its top (memmove), the P sub-layer computes the missing
+2. Per output row: rows the band already holds move to its top (memcpy row by row), the P sub-layer computes the missing
    rows into the band, the C sub-layer computes row oy. Rows whose statements agree and whose pointers move by
    a constant stride become one `for` loop over oy.
 3. The sub-layers' own scratch sits after the band in the op's scratch.
@@ -76,9 +76,10 @@ def emit(ctx):
     def statements(s, d, var):
         """C statements of step s; with var, row offsets move by d (per-step row deltas) per loop iteration."""
         out = []
-        if s.keep and s.keep_from:
-            out.append(f"memmove(arena + {band}, arena + {band + s.keep_from * a.row_bytes}, "
-                       f"{s.keep * a.row_bytes}u);")
+        if s.keep and s.keep_from:  # row by row (ascending): each copy's source and destination are apart
+            for r in range(s.keep):
+                out.append(f"memcpy(arena + {band + r * a.row_bytes}, "
+                           f"arena + {band + (r + s.keep_from) * a.row_bytes}, {a.row_bytes}u);")
         if s.p_op >= 0:
             code, i, o = calls[s.p_op]
             out.append(code.replace(f"@{i[0]}@", lin(x_off, s.x_row, d["x"], a.x_row_bytes, var))
