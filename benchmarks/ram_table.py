@@ -12,8 +12,9 @@ How it works
    run_models does).
 2. The fastest specialized build of a model is the one with the fewest cycles among `--build` and every
    `--fastest DIR` (e.g. `--optimize time`, `--tune`); the overhead column is the build's cycles over it.
-3. "Live at the peak" compiles the model again the way the build did (`--optimize`, read from the directory name
-   unless given) and reads the memory plan: the buffers live where the arena is highest.
+3. "Live at the peak" compiles the model again with `--optimize` (default: "ram" or "time" when the build's
+   directory has that name, else "balanced"; without tuning) and reads the memory plan: the buffers live where
+   the arena is highest ("–" where that compile fails). Rows of outside ELFs (run_models --elf) are left out.
 Goals (issue #7): <= 0.35x on the MLPerf Tiny models, <= 0.5x on the others, within 5% of the fastest build.
 Writes DIR/ram.md and prints it.
 """
@@ -38,6 +39,13 @@ def _rows(d: Path) -> dict:
 
 
 def _peak(name: str, path: str, optimize: str) -> str:
+    try:
+        return _peak_of(name, path, optimize)
+    except Exception as e:  # a table: show the failure in its row, keep going
+        return f"– ({type(e).__name__})"
+
+
+def _peak_of(name: str, path: str, optimize: str) -> str:
     from specializer.api import lower
     from specializer.passes.plan_memory import arena_peak
 
@@ -59,10 +67,11 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", default=str(REPO / "benchmarks" / "results"))
     ap.add_argument("--fastest", nargs="*", default=[], help="result directories of other builds (time, tuned)")
-    ap.add_argument("--optimize", default="balanced", choices=("balanced", "time", "ram"))
+    ap.add_argument("--optimize", default=None, choices=("balanced", "time", "ram"))
     args = ap.parse_args(argv)
 
     build = Path(args.build)
+    optimize = args.optimize or (build.name if build.name in ("ram", "time") else "balanced")
     rows = _rows(build)
     others = [_rows(Path(d)) for d in args.fastest]
     baselines = json.loads((SHARED / "baselines" / "baselines.json").read_text())["results"]
@@ -74,6 +83,8 @@ def main(argv=None) -> int:
            "overhead | live at the arena's peak (bytes) |", "|---|---:|---:|---:|:-:|---:|---:|---:|---|"]
     for name in sorted(rows):
         r = rows[name]
+        if not r.get("macs"):  # an outside ELF: no model to plan
+            continue
         ram = _base(baselines, name, "tflm_cmsisnn", CORE, "static_ram_bytes")
         stack = _base(baselines, name, "tflm_cmsisnn", CORE, "stack_peak_bytes")
         base = ram + stack if ram is not None and stack is not None else None
@@ -87,10 +98,10 @@ def main(argv=None) -> int:
         else:
             ratio, goal = None, "–"
         out.append(f"| `{name}` | {base:,} | {r['ram_total']:,} | {ratio:.3f}× | {goal} | {r['cycles']:,} | "
-                   f"{fastest:,} | {100 * over:+.1f}% | {_peak(name, paths.get(name, ''), args.optimize)} |"
+                   f"{fastest:,} | {100 * over:+.1f}% | {_peak(name, paths.get(name, ''), optimize)} |"
                    if base else
                    f"| `{name}` | – | {r['ram_total']:,} | – | – | {r['cycles']:,} | {fastest:,} | "
-                   f"{100 * over:+.1f}% | {_peak(name, paths.get(name, ''), args.optimize)} |")
+                   f"{100 * over:+.1f}% | {_peak(name, paths.get(name, ''), optimize)} |")
     md = "\n".join(out) + "\n"
     (build / "ram.md").write_text(md)
     print(md)

@@ -335,6 +335,8 @@ def _choose_kernels(sub: Graph, parent: dict, core: Any, inherit: Any) -> Option
             return None
         same = par.kernel is not None and e.name == par.kernel.entry
         variant = par.kernel.variant if (inherit and same) else ()
+        if op.kind == "FULLY_CONNECTED":  # a sub-layer's input is a band row other steps read: never its scratch
+            variant = tuple((k, v) for k, v in variant if k != "IP")
         if not inherit and same and "WFMT" in dict(par.kernel.variant):  # defaults, in the weight format (flash)
             variant = (("WFMT", dict(par.kernel.variant)["WFMT"]),)
         if inherit == "rows" and e.name == "conv2d_s8_dsp" and dict(variant).get("RING"):
@@ -554,10 +556,13 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
         return g
     arena = plan_memory(rechoose(g)).memory_plan.arena_size
     for idx, ((p, c, a, s, pos), taken) in chosen.items():
+        ring = any(o is not None and o.kernel is not None and dict(o.kernel.variant).get("RING") for o in (p, c, s))
         for key in PREFERENCE:
             if key == taken:
                 break
             inh, rows = key
+            if inh == "rows" and not ring:  # the same build as the layers' own variants
+                continue
             fused = build(orig, p, c, core, inh, rows, a, s, pos, chase=True)
             if fused is None:
                 continue
@@ -598,16 +603,21 @@ def band_streams(g: Graph) -> tuple:
                 continue
             key = tuple(t for t in sop.inputs if t is not None and sub.t(t).is_const)
             cands = e.variants(sub, sop)
-            if key in seen or not cands:
+            if key in seen or len(cands) < 2:  # as choose_variants' candidates: layers with a choice
                 continue
             seen.add(key)
-            mine = _set_params(dict(sop.kernel.variant or ()))
-            taken = [c.flash for c in cands if _set_params(c.params) == mine]
             small += min(c.flash for c in cands)
-            used += taken[0] if taken else min(c.flash for c in cands)
+            used += _taken(e, sub, sop, cands)
     return small, used
 
 
-def _set_params(params: dict) -> dict:
-    """A variant's parameters without the ones left at their off value (entries omit them, the op may not)."""
-    return {k: v for k, v in params.items() if v is not False and v is not None and v != 0}
+def _taken(e, sub: Graph, sop: Op, cands: list) -> int:
+    """The flash of the candidate the sub-layer runs: the most specific one whose every parameter its template
+    arguments carry (a parameter a candidate leaves out is off); the largest when none does (not undercounted)."""
+    args = e.template_args(sub, sop)
+
+    def fits(c) -> bool:
+        return all(args.get(k, False if isinstance(v, bool) else None) == v for k, v in c.params.items())
+
+    match = [c for c in cands if fits(c)]
+    return max(match, key=lambda c: len(c.params)).flash if match else max(c.flash for c in cands)

@@ -189,7 +189,19 @@ def plan_memory(g: Graph, alignment: int = 4,
     plan = MemoryPlan(arena_size=arena, alignment=alignment, offsets=dict(sorted(offsets.items())),
                       scratch_offsets=dict(sorted(scratch.items())), strategy=strategy,
                       inplace=dict(sorted(inplace.items())), overlaps=dict(sorted(overlaps.items())))
+    check_clobbers(g, bufs)  # cheap, so every build proves it (check_plan, in tests, proves the rest)
     return g.replace(memory_plan=plan)
+
+
+def check_clobbers(g: Graph, bufs: Optional[list] = None) -> None:
+    """A kernel that works in its input's bytes (`KernelChoice.clobbers`) must be where that buffer dies."""
+    owner = buffer_of(bufs if bufs is not None else buffers(g))
+    for step, op in enumerate(g.ops):
+        for pos in (op.kernel.clobbers if op.kernel is not None else ()):
+            b = owner.get(op.inputs[pos])
+            if b is None or b.last != step or b.kind != "tensor" or set(b.tensors) & set(g.outputs):
+                raise IRError(f"memory plan: op #{op.index} {op.kind} overwrites its input {pos} while it runs, "
+                              "but that buffer does not die there")
 
 
 # ---- the checker -------------------------------------------------------------------------------------------
@@ -272,12 +284,7 @@ def check_plan(g: Graph) -> None:
                           f"({off[ob.id]} vs {off[ib.id]})")
         shared.add((min(ob.id, ib.id), max(ob.id, ib.id)))
 
-    for step, op in enumerate(g.ops):  # a kernel that works in its input's bytes: they die here
-        for pos in (op.kernel.clobbers if op.kernel is not None else ()):
-            b = owner.get(op.inputs[pos])
-            if b is None or b.last != step or b.kind != "tensor" or set(b.tensors) & set(g.outputs):
-                raise IRError(f"memory plan: op #{op.index} {op.kind} overwrites its input {pos} while it runs, "
-                              "but that buffer does not die there")
+    check_clobbers(g, bufs)  # a kernel that works in its input's bytes: they die here
 
     chase_ok = {(c.out_tid, c.in_tid): c.gap for c in overlap_candidates(g, bufs)} if plan.overlaps else {}
     for out_tid, in_tid in plan.overlaps.items():

@@ -271,7 +271,8 @@ def _header(g: Graph, prefix: str, up: str) -> str:
                 L.append(f"#define {up}_{kind}{i}_IS_INT16 1 /* int16_t (int16x8) */")
     L += ["",
           "/* `arena` is caller-owned, " + f"{up}_ARENA_SIZE bytes, aligned to {up}_ARENA_ALIGN. Inputs and outputs",
-          " * live inside it. Nothing else is global: two arenas are two independent instances. */",
+          " * live inside it; a run may overwrite the inputs (their bytes are reused once read): write them",
+          " * before every run. Nothing else is global: two arenas are two independent instances. */",
           f"{in_t} *{prefix}_input(uint8_t *arena, int index);",
           f"{out_t} *{prefix}_output(uint8_t *arena, int index);",
           f"int {prefix}_run(uint8_t *arena); /* 0 on success; 1: a run-time GATHER index outside its axis */", "",

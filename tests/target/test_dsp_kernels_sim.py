@@ -200,6 +200,11 @@ def test_dsp_lstm_bitexact_in_simulator(tmp_path, sweep):
 def test_dsp_fc_xt_in_place_in_simulator(tmp_path, sweep):
     """FULLY_CONNECTED with the XT transform in place (B over the dying input's words, A as ~(B & 0x00FF00FF)):
     any depth, rows and quantization, hostile ones included."""
+    from specializer.api import lower
+    from spz_randlayers import random_model
+
+    model, _, _ = random_model(np.random.default_rng(81), PER_ELF, ("fc",))
+    assert any(op.kernel.clobbers for op in lower(model, "cortex-m4", prefer={"IP": True})[0].ops if op.kernel)
     n = sweep(36)
     done, _ = _run(tmp_path, 81, n, ("fc",), prefer={"IP": True})
     assert done == n

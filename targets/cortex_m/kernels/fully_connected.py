@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specializer.ir import IRError
 from specializer.kernels import fully_connected as generic_fc
 from specializer.registry import KernelEntry
 
@@ -180,6 +181,9 @@ def scratch_bytes(g, op) -> int:
 def emit(ctx):
     op = ctx.op
     args = template_args(ctx.g, op)
+    if args["IP"] and 0 not in (op.kernel.clobbers if op.kernel is not None else ()):
+        raise IRError(f"op #{op.index} FULLY_CONNECTED: the in-place XT form without the plan's leave to overwrite "
+                      "its input")
     fn = ctx.fn(template=XT_TEMPLATE if args["XT"] else None, variant=variant(args), **args)
     x, y = ctx.inp(0), ctx.out()
     extra = f", {ctx.scratch('int32_t')}" if args["XT"] and not args["IP"] else ""
