@@ -123,3 +123,31 @@ def test_micro_speech_conv_never_whole():
     g, _ = lower(path.read_bytes(), "cortex-m4")
     assert [op.kind for op in g.ops if op.kind.startswith("BANDED")] == ["BANDED_FC"]
     assert g.memory_plan.arena_size == 3300
+
+
+@pytest.mark.parametrize("name", ["mlperf_ic_resnet8", "tflm_micro_speech"])
+def test_band_streams_count_the_variant_each_sub_layer_runs(name):
+    """rechoose_variants charges the bands' sub-layer streams to the flash budget: every sub-layer with a choice
+    matches one of its candidates (row segments, the BANDED_FC's zeroed borders), none falls back to a guess."""
+    from spz_testutil import MODELS, model_path
+
+    from specializer import registry
+    from specializer.passes.fuse_bands import band_streams
+
+    if not (MODELS / f"{name}.tflite").exists():
+        pytest.skip(f"{name} not in ../shared/models")
+    g, _ = lower(model_path(name), "cortex-m4")
+    bands = [op for op in g.ops if op.kind in ("BANDED_PAIR", "BANDED_FC")]
+    assert bands
+    for op in bands:
+        sub = op.attrs.sub
+        for sop in sub.ops:
+            e = registry.entry_by_name(sop.kernel.entry)
+            cands = e.variants(sub, sop) if e.variants else []
+            if len(cands) < 2:
+                continue
+            args = e.template_args(sub, sop)
+            assert any(all(args.get(k, False if isinstance(v, bool) else None) == v for k, v in c.params.items())
+                       for c in cands), (op.index, sop.index, dict(sop.kernel.variant))
+    small, used = band_streams(g)
+    assert 0 < small <= used
