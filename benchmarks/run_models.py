@@ -79,7 +79,7 @@ def main(argv=None) -> int:
                     help="also measure an ELF that follows the bench contract (e.g. a TFLM application)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--optimize", default="balanced", choices=("balanced", "time", "ram"),
-                    help="the compiler's --optimize (row bands: none, layer pairs, also residual blocks)")
+                    help="the compiler's --optimize (row bands: none; pairs and residual blocks; RAM-first)")
     ap.add_argument("--no-prune", dest="prune", action="store_false", help="keep channels proven constant")
     ap.add_argument("--tune", action="store_true",
                     help="the compiler's --tune: variants chosen by their cycles measured in the simulator (each "

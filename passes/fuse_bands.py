@@ -474,7 +474,8 @@ ROWS = (1, 2, 4)  # output rows per step tried for residual blocks: more rows, f
 def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bool = False,
                optimize: str = "balanced", rechoose: Any = None) -> Graph:
     """`force` (tests: prefer={"BAND": True}) fuses every candidate, whatever the arena says. `optimize`: "time"
-    fuses nothing, "balanced" layer pairs, "ram" residual blocks as well (they cost cycles: see the README)."""
+    fuses nothing, "balanced" layer pairs and residual blocks (the blocks' output over their input), "ram" lets the
+    pairs' output chase their input too."""
     from specializer.passes.plan_memory import plan_memory
 
     if generic_only or (optimize == "time" and not force):  # the ablation build keeps the model's layers

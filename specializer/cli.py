@@ -33,8 +33,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="flash the specialized layers' weight streams may take (e.g. 200000 or 180K); 'unlimited' "
                         "= fastest variant everywhere; default: the int8 weight streams plus max(32K, 8%%)")
     c.add_argument("--optimize", choices=("balanced", "time", "ram"), default="balanced",
-                   help="time: no row bands; balanced (default): row bands for layer pairs that cut the arena "
-                        ">= 10%%; ram: also residual blocks (their output over their input)")
+                   help="time: no row bands; balanced (default): row bands for layer pairs and residual blocks "
+                        "that cut the arena >= 10%%; ram: pairs' outputs over their inputs too, and variants may "
+                        "give up more cycles for RAM")
     c.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep channels proven constant (passes/prune_channels removes them by default)")
     c.add_argument("--tune", action="store_true",
@@ -60,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--flash-budget", type=_budget, default="default", metavar="BYTES",
                    help="as for compile")
     b.add_argument("--optimize", choices=("balanced", "time", "ram"), default="balanced",
-                   help="row bands: time (none), balanced (layer pairs, default), ram (also residual blocks)")
+                   help="row bands: time (none), balanced (pairs and residual blocks, default), ram (more RAM-first)")
     b.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep channels proven constant (passes/prune_channels removes them by default)")
     b.add_argument("--tune", action="store_true",
