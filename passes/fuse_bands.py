@@ -543,8 +543,12 @@ PREFERENCE = tuple((inh, r) for inh in (True, "rows", "seg", "seg2", False) for 
 def _forms(p: Op) -> tuple:
     """The sub-layer forms a pair tries, faster first: the layer's own variant, the same without its ring (when
     it has one), its kernel's defaults."""
-    ring = p.kernel is not None and dict(p.kernel.variant).get("RING")
-    return (True, "rows", False) if ring else (True, False)
+    return (True, "rows", False) if _has_ring(p) else (True, False)
+
+
+def _has_ring(op: Optional[Op]) -> bool:
+    """A convolution whose chosen variant keeps a ring row buffer (which a band's sub-layer cannot keep)."""
+    return op is not None and op.kernel is not None and bool(dict(op.kernel.variant).get("RING"))
 
 
 def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
@@ -557,7 +561,7 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
         return g
     arena = plan_memory(rechoose(g)).memory_plan.arena_size
     for idx, ((p, c, a, s, pos), taken) in chosen.items():
-        ring = any(o is not None and o.kernel is not None and dict(o.kernel.variant).get("RING") for o in (p, c, s))
+        ring = any(_has_ring(o) for o in (p, c, s))
         for key in PREFERENCE:
             if key == taken:
                 break

@@ -22,4 +22,4 @@ def test_default_build_plans_within_the_ram_goal(name):
     g, _ = lower(model_path(name), "cortex-m4")
     arena, goal = ARENAS[name]
     assert g.memory_plan.arena_size == arena
-    assert arena + 48 + 300 <= goal  # other static data and a stack peak of up to 300 B (measured: 140-280 B)
+    assert arena + 48 + 300 <= goal  # other static data and a stack peak of up to 300 B (measured: 148-280 B, run_models.py)

@@ -401,8 +401,10 @@ def variants(g, op) -> list:
 
 
 SEG_SIZES = (2, 8)
-# cycles per input byte of the row conversion to int16 columns: 4 words per step in perm order (ResNet-8's 16x16
-# layers' drivers: ~2.4, func_profile, this session); natural order as calibrated before
+# cycles per input byte of the row conversion to int16 columns. Perm order, 4 words per step: ResNet-8's two 16x16
+# layers' drivers take 254,610 cycles for 98,304 converted bytes and ~1,000 calls (`benchmarks/func_profile.py
+# mlperf_ic_resnet8.tflite --optimize time`, 2026-11-30). Natural order keeps its earlier figure: VWW's 3-channel
+# first layer measures ~4, but at 4.0 micro_speech's banded convolution takes a slower form (449,864 -> 526,906)
 CVT_PERM = 2.4
 CVT_NATURAL = 1.25
 

@@ -83,9 +83,10 @@ def template_args(g, op) -> dict:
 
 def variants(g, op) -> list:
     """XT (fast; a 2K-byte scratch for the transformed input row), XT in place (no scratch, where the input dies
-    here) or the unpacking form (no scratch): measured on the autoencoder's 640-deep first layer, 1.26 and 1.56
-    cycles per MAC (103,447 and 127,523 cycles: `specializer bench mlperf_ad_fc_autoencoder.tflite --opt=-O3`,
-    default and `--optimize ram` builds); in place ~1 cycle more per 4 inputs and block of rows."""
+    here) or the unpacking form (no scratch): measured on the autoencoder's 640-deep first layer (-O3,
+    2026-11-30), 103,447 cycles with XT (1.26 per MAC; `specializer bench mlperf_ad_fc_autoencoder.tflite` before
+    the in-place form existed), 106,996 in place (the default build now: ~1 cycle more per 4 inputs and block of
+    rows) and 127,507 unpacking (1.56; `benchmarks/func_profile.py ... --prefer '{"XT": false}'`)."""
     from specializer.passes.choose_variants import Variant
 
     if not _xt_ok(g, op):
