@@ -18,13 +18,16 @@ How it works
    same size (and the two tensors too), neither is a graph output, a variable or a constant, and no other input
    position the kernel may not overwrite reads the same bytes (x and a view of x). Whether a candidate is taken
    is the placement's decision (`passes.plan_memory`).
+7. Slices: a CONCATENATION's `views` are inputs its producers wrote straight into their slice of its output
+   (`passes.concat_views`). They join the output's group like aliases, but at a byte offset, and along the last
+   axis as `outer` chunks at a stride (`slices`). A slice is never an in-place or chasing output.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-from specializer.ir import Graph, IRError, Op
+from specializer.ir import DTYPE_BYTES, Graph, IRError, Op
 
 KINDS = ("tensor", "scratch", "variable")
 
@@ -52,6 +55,49 @@ class Buffer:
 
     def overlaps_in_time(self, other: "Buffer") -> bool:
         return self.first <= other.last and other.first <= self.last
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Where a CONCATENATION input written in place lies in the output's bytes: `outer` chunks of `chunk` bytes,
+    `stride` bytes apart, the first `offset` bytes after the output's first byte."""
+
+    of: int
+    offset: int
+    outer: int
+    chunk: int
+    stride: int
+
+    def ranges(self, base: int) -> list[tuple[int, int]]:
+        """The byte ranges [lo, hi) the slice covers when its own first byte is at `base`."""
+        if self.outer == 1 or self.chunk == self.stride:
+            return [(base, base + self.outer * self.chunk)]
+        return [(base + k * self.stride, base + k * self.stride + self.chunk) for k in range(self.outer)]
+
+
+def slices(g: Graph) -> dict[int, Slice]:
+    """tensor id -> its Slice, for every CONCATENATION input written in place (`Op.views`)."""
+    out: dict[int, Slice] = {}
+    for op in g.ops:
+        if op.kind != "CONCATENATION" or not op.views:
+            continue
+        y = g.t(op.outputs[0])
+        rank = len(y.shape)
+        axis = op.attrs.axis + rank if op.attrs.axis < 0 else op.attrs.axis
+        esize = DTYPE_BYTES[y.dtype]
+        inner = esize
+        for d in y.shape[axis + 1:]:
+            inner *= d
+        outer = 1
+        for d in y.shape[:axis]:
+            outer *= d
+        off = 0
+        for pos, tid in enumerate(op.inputs):
+            chunk = g.t(tid).shape[axis] * inner
+            if pos in op.views:
+                out[tid] = Slice(of=y.id, offset=off, outer=outer, chunk=chunk, stride=y.shape[axis] * inner)
+            off += chunk
+    return out
 
 
 @dataclass(frozen=True)
@@ -94,6 +140,10 @@ def _alias_groups(g: Graph, planned: list[int]) -> dict[int, int]:
         return x
 
     for op in g.ops:
+        for p in op.views:  # a slice written in place shares the concatenation output's bytes
+            a, b = find(op.inputs[p]), find(op.outputs[0])
+            if a != b:
+                parent[max(a, b)] = min(a, b)
         if op.alias_of is None:
             continue
         where = f"op #{op.index} {op.kind}"
@@ -207,6 +257,7 @@ def inplace_candidates(g: Graph, bufs: list[Buffer],
     """The legal in-place (output takes input's bytes) pairs of `g`, in op order then position order."""
     owner = buffer_of(bufs)
     outputs = set(g.outputs)
+    sliced = slices(g)
     out = []
     seen = set()
     for step, op in enumerate(g.ops):
@@ -219,7 +270,7 @@ def inplace_candidates(g: Graph, bufs: list[Buffer],
                 continue
             in_tid = op.input(p)
             for out_tid in op.outputs:
-                ob = _fresh_output(out_tid, step, ib, owner)
+                ob = None if out_tid in sliced else _fresh_output(out_tid, step, ib, owner)
                 if ob is None:
                     continue
                 if ob.size != ib.size or g.tensors[out_tid].nbytes != g.tensors[in_tid].nbytes:
@@ -273,9 +324,10 @@ def overlap_candidates(g: Graph, bufs: list[Buffer]) -> list[OverlapCandidate]:
     (`op.kernel.overlap`: (input position, minimum input offset - output offset)), the input dying at the op."""
     owner = buffer_of(bufs)
     outputs = set(g.outputs)
+    sliced = slices(g)
     out = []
     for step, op in enumerate(g.ops):
-        if op.kernel is None or op.alias_of is not None or not op.kernel.overlap:
+        if op.kernel is None or op.alias_of is not None or not op.kernel.overlap or op.outputs[0] in sliced:
             continue
         for p, gap in op.kernel.overlap:
             ib = _dying_input(op, step, p, (p,), owner, outputs)

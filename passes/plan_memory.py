@@ -30,7 +30,7 @@ from typing import Callable, Optional
 from specializer.ir import Graph, IRError, MemoryPlan, Op
 
 from .liveness import Buffer, buffer_of, buffers, inplace_candidates, kernel_inplace_positions, \
-    live_bytes, overlap_candidates
+    live_bytes, overlap_candidates, slices
 
 INPLACE_MODES = ("off", "inplace", "inplace-prefer")
 
@@ -170,12 +170,13 @@ def plan_memory(g: Graph, alignment: int = 4,
 
     offsets: dict[int, int] = {}
     scratch: dict[int, int] = {}
+    sliced = slices(g)
     for b in bufs:
         if b.kind == "scratch":
             scratch[b.op_index] = off[b.id]
         else:
-            for tid in b.tensors:
-                offsets[tid] = off[b.id]
+            for tid in b.tensors:  # a concatenation's slice lies inside its group's bytes
+                offsets[tid] = off[b.id] + (sliced[tid].offset if tid in sliced else 0)
     inplace: dict[int, int] = {}
     for c in cands:
         if off[c.out_buffer] == off[c.in_buffer] and c.out_tid not in inplace:
@@ -234,6 +235,7 @@ def check_plan(g: Graph) -> None:
     a = plan.alignment
     bufs = buffers(g)
     owner = buffer_of(bufs)
+    sliced = slices(g)
 
     extra = sorted(set(plan.offsets) - set(owner))
     if extra:
@@ -256,10 +258,11 @@ def check_plan(g: Graph) -> None:
             missing = [t for t in b.tensors if t not in plan.offsets]
             if missing:
                 raise IRError(f"memory plan: tensor %{missing[0]} '{g.tensors[missing[0]].name}' has no offset")
-            offs = {plan.offsets[t] for t in b.tensors}
+            offs = {plan.offsets[t] - (sliced[t].offset if t in sliced else 0) for t in b.tensors}
             if len(offs) != 1:
                 raise IRError(f"memory plan: {_label(g, b)} are aliases but have different offsets "
-                              f"{[plan.offsets[t] for t in b.tensors]}")
+                              f"{[plan.offsets[t] for t in b.tensors]} (a concatenation slice's less its place in "
+                              "the output)")
             o = offs.pop()
         if not isinstance(o, int) or o < 0 or o % a:
             raise IRError(f"memory plan: {_label(g, b)} offset {o} is negative or not a multiple of {a}")
@@ -361,6 +364,14 @@ def timeline(g: Graph, name_width: int = 36) -> str:
         lines.append(f"  arena peak {top} bytes at step {step} ({where}): "
                      + ", ".join(f"{label} {size} B" for label, size in live))
     return "\n".join(lines) + "\n"
+
+
+def tensor_ranges(g: Graph, tid: int) -> list[tuple[int, int]]:
+    """The arena byte ranges [lo, hi) holding planned tensor `tid`'s elements, in element order: one range, or a
+    concatenation slice's chunks (`passes.liveness.slices`)."""
+    off = g.memory_plan.offsets[tid]
+    s = slices(g).get(tid)
+    return s.ranges(off) if s is not None else [(off, off + g.t(tid).nbytes)]
 
 
 def arena_peak(g: Graph) -> tuple:

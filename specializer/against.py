@@ -36,6 +36,7 @@ import numpy as np
 
 from .errors import SpecializerError, TargetError
 from .ir import NUMPY_DTYPES, Graph
+from .passes.plan_memory import tensor_ranges
 
 END_MARK = 0xFFFFFFFF
 NO_KERNEL = "ours (no CMSIS-NN kernel)"
@@ -91,9 +92,8 @@ class _Observer:
             plan = self.g.memory_plan
             for tid in op.outputs:
                 t = self.g.t(tid)
-                off = plan.offsets.get(tid)
-                if off is not None:
-                    raw = read(self.arena + off, t.nbytes)
+                if plan.offsets.get(tid) is not None:  # a concatenation slice: its chunks, in order
+                    raw = b"".join(read(self.arena + lo, hi - lo) for lo, hi in tensor_ranges(self.g, tid))
                     self.outputs[tid] = np.frombuffer(raw, dtype=NUMPY_DTYPES[t.dtype]).copy()
         if self._sim is not None:
             counts = self._sim.block_counts()

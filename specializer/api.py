@@ -262,6 +262,12 @@ def inspect_model(model: Union[str, os.PathLike, bytes], target: Optional[str] =
             extra.append(f"scratch {op.kernel.scratch_bytes} B")
         if op.kernel is not None and op.kernel.variant:
             extra.append("variant " + ", ".join(f"{k}={v}" for k, v in op.kernel.variant))
+        if op.kernel is not None and op.kernel.ostride:
+            extra.append(f"writes its concatenation slice, pixels {op.kernel.ostride} B apart")
+        if op.views:
+            extra.append("input" + ("s " if len(op.views) > 1 else " ") + ", ".join(map(str, op.views))
+                         + " written in place by the producer" + ("s" if len(op.views) > 1 else "")
+                         + ("; nothing to copy" if len(op.views) == len(op.inputs) else ""))
         L.append(f"  #{op.index:<3} {op.kind:<28} {what}" + (f"  ({', '.join(extra)})" if extra else ""))
     L.append(f"  {lib.functions} kernel functions for {lib.layers} layers with code ({lib.shared} layers reuse a "
              "function another layer created)")

@@ -512,6 +512,7 @@ def build_cmsis_nn_elf(model, core, build_dir: Union[str, os.PathLike], cmsis_nn
     from .api import check_name, lower
     from .bench import locate_c_error
     from .emit import emit_library
+    from .passes.concat_views import without_views
     from .passes.liveness import kernel_inplace_positions
     from .passes.plan_memory import plan_memory
     from .targets.cortex_m import SUPPORT_DIR
@@ -523,6 +524,7 @@ def build_cmsis_nn_elf(model, core, build_dir: Union[str, os.PathLike], cmsis_nn
     root = find_cmsis_nn(cmsis_nn)
     build_dir = Path(build_dir)
     g, _ = lower(model, core.name, generic_only=True, name=name, prune=False)
+    g = without_views(g)  # TFLM's CONCATENATION copies every input
     layers, fallback = {}, {}
     for op in g.ops:
         if op.alias_of is not None:

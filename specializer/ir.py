@@ -110,6 +110,9 @@ class KernelChoice:
     # input positions whose buffer the kernel uses as working memory (it overwrites them while it runs): only
     # offered where that buffer dies at this op (passes.liveness.dies_at; check_plan proves it)
     clobbers: tuple = ()
+    # output pixel stride in elements (0: dense): the output is a slice of a CONCATENATION's output along its last
+    # axis, written in place (passes/concat_views; only entries with `ostride` support take it)
+    ostride: int = 0
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,9 @@ class Op:
     alias_of: Optional[int] = None  # output is an alias (no copy) of this input tensor id
     intermediates: tuple[int, ...] = ()  # TFLite "intermediate" tensors: quantization carriers only (LSTM)
     stream: Optional[int] = None  # constant the chosen kernel reads instead of weights/bias/requant (reorder_weights)
+    # CONCATENATION: input positions whose tensor is a slice of the output, written there by its producer
+    # (passes/concat_views; passes.liveness.slices gives where each lies)
+    views: tuple[int, ...] = ()
 
     def input(self, i: int) -> Optional[int]:
         return self.inputs[i] if i < len(self.inputs) else None
@@ -267,13 +273,16 @@ def dump(g: Graph) -> str:
             extra.append(f"alias_of=%{op.alias_of}")
         if op.stream is not None:
             extra.append(f"stream=%{op.stream}")
+        if op.views:
+            extra.append(f"views={op.views}")
         if op.intermediates:
             extra.append("intermediates=" + ",".join(f"%{i}" for i in op.intermediates))
         if op.requant is not None:
             extra.append(f"requant={_fmt_value(op.requant)}")
         if op.kernel is not None:
             extra.append(f"kernel={op.kernel.entry} scratch={op.kernel.scratch_bytes}"
-                         + (f" variant={_fmt_value(op.kernel.variant)}" if op.kernel.variant else ""))
+                         + (f" variant={_fmt_value(op.kernel.variant)}" if op.kernel.variant else "")
+                         + (f" ostride={op.kernel.ostride}" if op.kernel.ostride else ""))
         attrs = _fmt_value(op.attrs) if op.attrs is not None else ""
         lines.append(f"    #{op.index} {op.kind}({ins}) -> {outs} {attrs} {' '.join(extra)}".rstrip())
     if g.memory_plan is not None:
@@ -337,6 +346,9 @@ def verify(g: Graph) -> None:
             raise IRError(f"{where}: kernel stream %{op.stream} is not a constant")
         if op.clamp is not None and op.clamp[0] > op.clamp[1]:
             raise IRError(f"{where}: empty clamp {op.clamp}")
+        if op.views and (op.kind != "CONCATENATION" or len(set(op.views)) != len(op.views)
+                         or not all(0 <= p < len(op.inputs) for p in op.views)):
+            raise IRError(f"{where}: views {op.views} must be distinct input positions of a CONCATENATION")
     for tid in g.outputs:
         if tid not in defined:
             raise IRError(f"graph output %{tid} is never produced")

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional
 
 from .ir import Graph, dump, verify
 from .passes.choose_variants import choose_variants
+from .passes.concat_views import concat_views
 from .passes.eliminate_reshapes import eliminate_reshapes
 from .passes.fold_constants import fold_constants
 from .passes.fold_padding import fold_padding
@@ -27,7 +28,7 @@ from .passes.select_kernels import select_kernels
 
 PASS_NAMES = ("fold_constants", "fuse_activations", "fold_padding", "eliminate_reshapes", "precompute_requant",
               "prune_channels", "fold_zero_points", "select_kernels", "choose_variants", "fuse_bands",
-              "rechoose_variants", "reorder_weights", "order_ops", "plan_memory")
+              "rechoose_variants", "reorder_weights", "order_ops", "concat_views", "plan_memory")
 
 
 def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int = 4,
@@ -50,6 +51,7 @@ def build_pipeline(core: Any = None, generic_only: bool = False, alignment: int 
         ("rechoose_variants", lambda g: rechoose_variants(g, flash_budget, prefer, optimize)),
         ("reorder_weights", reorder_weights),
         ("order_ops", lambda g: order_ops(g, alignment=alignment, share_all=share_all)),
+        ("concat_views", lambda g: concat_views(g, alignment=alignment, share_all=share_all)),
         ("plan_memory", lambda g: plan_memory(g, alignment=alignment, share_all=share_all)),
     ]
 

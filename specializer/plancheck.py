@@ -24,18 +24,25 @@ END = 0xFFFFFFFF
 
 def allowed_ranges(g) -> dict:
     """op index (and None: before the first layer) -> [(lo, hi)] arena byte ranges the layer may write."""
+    from .passes.liveness import slices
+
     mp = g.memory_plan
+    sliced = slices(g)
+
+    def ranges(t):  # a concatenation slice written in place: only its chunks
+        off = mp.offsets[t]
+        return sliced[t].ranges(off) if t in sliced else [(off, off + g.t(t).nbytes)]
+
     state = [(mp.offsets[t], mp.offsets[t] + g.t(t).nbytes) for t, tt in g.tensors.items()
              if tt.variable and t in mp.offsets]
     out = {None: list(state)}
     for op in g.ops:
-        r = [(mp.offsets[t], mp.offsets[t] + g.t(t).nbytes) for t in op.outputs if t in mp.offsets]
+        r = [rg for t in op.outputs if t in mp.offsets for rg in ranges(t)]
         if op.index in mp.scratch_offsets and op.kernel is not None and op.kernel.scratch_bytes:
             s0 = mp.scratch_offsets[op.index]
             r.append((s0, s0 + op.kernel.scratch_bytes))
         for pos in (op.kernel.clobbers if op.kernel is not None else ()):  # its input as working memory
-            t = op.inputs[pos]
-            r.append((mp.offsets[t], mp.offsets[t] + g.t(t).nbytes))
+            r += ranges(op.inputs[pos])
         if any(t is not None and g.t(t).variable for t in op.inputs):
             r += state
         out[op.index] = r

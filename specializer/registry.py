@@ -56,6 +56,9 @@ class KernelEntry:
     overlap: Optional[Callable[["Graph", "Op"], tuple]] = None
     # (g, op) -> input positions the kernel overwrites while it runs (working memory in a dying input)
     clobbers: Optional[Callable[["Graph", "Op"], tuple]] = None
+    # the kernel can write its output pixels (last-axis vectors) at a stride (KernelChoice.ostride): a producer
+    # that writes straight into its slice of a channel CONCATENATION (passes/concat_views)
+    ostride: bool = False
 
 
 def entries() -> tuple[KernelEntry, ...]:

@@ -240,28 +240,35 @@ def _emit_concat(ctx):
     y = ctx.out()
     axis = _concat_axis(g, op)
     inner = _prod(y.shape[axis + 1:])
-    _emit_chunks(ctx, _prod(y.shape[:axis]), [g.t(t).shape[axis] * inner for t in op.inputs])
+    _emit_chunks(ctx, _prod(y.shape[:axis]), [g.t(t).shape[axis] * inner for t in op.inputs], skip=op.views)
 
 
-def _emit_chunks(ctx, outer: int, chunks) -> None:
-    """The output as `outer` rounds of one chunk (bytes) from each input in turn (concat_s8.c.in)."""
+def _emit_chunks(ctx, outer: int, chunks, skip=()) -> None:
+    """The output as `outer` rounds of one chunk (elements) from each input in turn (concat_s8.c.in); the input
+    positions in `skip` are already in place (their producers wrote their slices: passes/concat_views)."""
     op, y = ctx.op, ctx.out()
     if y.size == 0:
         ctx.call("/* empty output */")
         return
+    esize = DTYPE_BYTES[y.dtype]  # int16x8 CONCATENATION copies 2-byte elements: chunks in bytes
+    starts = np.cumsum([0] + [c * esize for c in chunks])
+    copy = [i for i in range(len(chunks)) if i not in skip]
+    if not copy:
+        ctx.call("/* every input was written in place by its producer */")
+        return
     fn = ctx.fn(template="concat_s8.c.in")
     p = ctx.sym("p")
-    esize = DTYPE_BYTES[y.dtype]  # int16x8 CONCATENATION copies 2-byte elements: chunks in bytes
-    csym = ctx.weights(np.asarray([c * esize for c in chunks], dtype=np.int32))
-    ctx.static(f"static const {fn}_params {p} = {{ {outer}, {len(chunks)} }};")
+    csym = ctx.weights(np.asarray([chunks[i] * esize for i in copy], dtype=np.int32))
+    dsym = ctx.weights(np.asarray([starts[i] for i in copy], dtype=np.int32))
+    ctx.static(f"static const {fn}_params {p} = {{ {outer}, {len(copy)}, {int(starts[-1])} }};")
     if esize == 1:
-        ptrs = ", ".join(ctx.ptr(t) for t in op.inputs)
+        ptrs = ", ".join(ctx.ptr(op.inputs[i]) for i in copy)
         out = ctx.ptr(y.id)
     else:
-        ptrs = ", ".join(f"(const int8_t *){ctx.ptr(t)}" for t in op.inputs)
+        ptrs = ", ".join(f"(const int8_t *){ctx.ptr(op.inputs[i])}" for i in copy)
         out = f"(int8_t *){ctx.ptr(y.id)}"
-    ctx.call(f"{{\n    const int8_t *const ins[{len(chunks)}] = {{ {ptrs} }};\n"
-             f"    {fn}(&{p}, ins, {csym}, {out});\n}}")
+    ctx.call(f"{{\n    const int8_t *const ins[{len(copy)}] = {{ {ptrs} }};\n"
+             f"    {fn}(&{p}, ins, {csym}, {dsym}, {out});\n}}")
 
 
 CONCAT = KernelEntry(name="concat_s8", ops=("CONCATENATION",), template="concat_s8.c.in", emit=_emit_concat,
@@ -319,12 +326,13 @@ def _emit_resize(ctx):
     p = ctx.sym("p")
     ysym = ctx.weights(np.asarray(ys, dtype=np.int32))
     xsym = ctx.weights(np.asarray(xs, dtype=np.int32))
-    ctx.static(f"static const {fn}_params {p} = {{ {n}, {oh}, {ow}, {c}, {ih * iw * c} }};")
+    ostride = op.kernel.ostride if op.kernel is not None and op.kernel.ostride else c  # a concatenation slice
+    ctx.static(f"static const {fn}_params {p} = {{ {n}, {oh}, {ow}, {c}, {ih * iw * c}, {ostride} }};")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ysym}, {xsym}, {ctx.ptr(y.id)});")
 
 
 RESIZE = KernelEntry(name="resize_nearest_s8", ops=("RESIZE_NEAREST_NEIGHBOR",), template="resize_nearest_s8.c.in",
-                     emit=_emit_resize, reject=_reject_resize)
+                     emit=_emit_resize, reject=_reject_resize, ostride=True)
 
 
 # ---- TRANSPOSE --------------------------------------------------------------------------------------------

@@ -73,7 +73,7 @@ def _emit(ctx, full=(-128, 127)):
     p = ctx.sym("p")
     ctx.static(f"static const {fn}_params {p} = {{ {x.shape[0]}, {x.shape[1]}, {x.shape[2]}, {x.shape[3]}, "
                f"{y.shape[1]}, {y.shape[2]}, {a.filter_h}, {a.filter_w}, {a.stride_h}, {a.stride_w}, "
-               f"{top}, {left}, {lo}, {hi} }};")
+               f"{top}, {left}, {lo}, {hi}, {op.kernel.ostride if op.kernel and op.kernel.ostride else x.shape[3]} }};")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
 
 
@@ -98,8 +98,8 @@ def _overlap(g, op) -> tuple:
 
 
 AVG_GENERIC = KernelEntry(name="avg_pool2d_s8", ops=("AVERAGE_POOL_2D",), template="pool2d_s8.c.in",
-                          emit=_emit, reject=_reject, overlap=_overlap)
+                          emit=_emit, reject=_reject, overlap=_overlap, ostride=True)
 MAX_GENERIC = KernelEntry(name="max_pool2d_s8", ops=("MAX_POOL_2D",), template="pool2d_s8.c.in",
-                          emit=_emit, reject=_reject, overlap=_overlap)
+                          emit=_emit, reject=_reject, overlap=_overlap, ostride=True)
 
 ENTRIES = (AVG_GENERIC, MAX_GENERIC)

@@ -146,3 +146,27 @@ def test_not_aliased_when_source_is_constant(tmp_path):
     (rs,) = [op for op in res.graph.ops if op.kind == "RESHAPE"]
     assert rs.kernel.entry == "reshape_copy"
     assert_bitexact(data, _x(rng, (1, 4)), tmp_path)
+
+
+def test_requantizing_reshape_takes_no_bytes(tmp_path):
+    """A reshape that changes the quantization (RESHAPE, then an int8 -> int8 QUANTIZE) costs no second buffer:
+    the reshape is an alias and the requantization runs in place over it (issue #7, part 2)."""
+    from specializer.api import lower
+
+    rng = np.random.default_rng(5)
+    mb = ModelBuilder()
+    x = mb.input("x", (1, 8, 8, 16), scale=S, zero_point=Z)
+    p = mb.tensor("p", (1, 8, 8, 16), scale=S, zero_point=Z)
+    mb.op("MAX_POOL_2D", [x], [p], ops.Pool2D(padding="SAME", filter_h=3, filter_w=3))
+    r = _reshape(mb, p, (1, 1024), "r")
+    q = mb.tensor("q", (1, 1024), scale=0.013, zero_point=40)
+    mb.op("QUANTIZE", [r], [q])
+    y = _fc(mb, q, 1024, 10, "fc", rng)
+    mb.output(y)
+    data = mb.build()
+    for target in (None, "cortex-m4"):
+        g, _ = lower(data, target)
+        mp = g.memory_plan
+        assert mp.offsets[q] == mp.offsets[r] == mp.offsets[p] and mp.inplace.get(q) == r
+        assert mp.arena_size <= 2 * 1024 + 64  # x and one more activation (+ small scratch), never a third
+    assert_bitexact(data, [[rng.integers(-128, 128, (1, 8, 8, 16)).astype(np.int8)]], tmp_path)

@@ -6,7 +6,9 @@ How it works
 2. The template (pool2d_s8_dsp.c.in): per output pixel the window is clipped once, then per word of four
    channels one load per tap: SSUB8 + SEL for the maximum, SXTAB16 / SXTAB16-ROR#8 for the sums, TFLite's
    rounded division per channel, the clamp, one store.
-3. Reads and writes keep the generic kernel's order per pixel (a group of channels read over the window, then
+3. Output pixels are OS bytes apart: C, or the channels of a concatenation whose slice the pool writes in place
+   (passes/concat_views).
+4. Reads and writes keep the generic kernel's order per pixel (a group of channels read over the window, then
    written), so its output may overlap the input at the same distance (`_overlap`).
 """
 from __future__ import annotations
@@ -38,12 +40,14 @@ def template_args(g, op) -> dict:
     lo, hi = clamp_of(op)
     return dict(AVG=op.kind == "AVERAGE_POOL_2D", B=x.shape[0], IH=x.shape[1], IW=x.shape[2], C=x.shape[3],
                 OH=y.shape[1], OW=y.shape[2], KH=a.filter_h, KW=a.filter_w, SH=a.stride_h, SW=a.stride_w, PT=top,
-                PL=left, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127)
+                PL=left, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127,
+                OS=op.kernel.ostride if op.kernel is not None and op.kernel.ostride else x.shape[3])
 
 
 def variant(args: dict) -> str:
     return variant_name(k=f"{args['KH']}x{args['KW']}", s=f"{args['SH']}x{args['SW']}",
-                        p=f"{args['PT']}x{args['PL']}", c=args["C"]) + "__dsp"
+                        p=f"{args['PT']}x{args['PL']}", c=args["C"],
+                        os=args["OS"] if args["OS"] != args["C"] else None) + "__dsp"
 
 
 def emit(ctx):
@@ -54,7 +58,7 @@ def emit(ctx):
 
 MAX_ENTRY = KernelEntry(name="max_pool2d_s8_dsp", ops=("MAX_POOL_2D",), template=TEMPLATE, emit=emit, reject=reject,
                         template_args=template_args, priority=10, generic=False, requires=frozenset({"dsp"}),
-                        overlap=generic_pool._overlap)
+                        overlap=generic_pool._overlap, ostride=True)
 AVG_ENTRY = KernelEntry(name="avg_pool2d_s8_dsp", ops=("AVERAGE_POOL_2D",), template=TEMPLATE, emit=emit,
                         reject=reject, template_args=template_args, priority=10, generic=False,
-                        requires=frozenset({"dsp"}), overlap=generic_pool._overlap)
+                        requires=frozenset({"dsp"}), overlap=generic_pool._overlap, ostride=True)
