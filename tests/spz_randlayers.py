@@ -389,6 +389,24 @@ def rows_depthwise_model(rng, tag: str, n: int, max_w: int = 14):
     return mb.build(), specs
 
 
+def chunked_depthwise_model(rng, tag: str, n: int, r: int = 8):
+    """A model of `n` independent depthwise layers the chunked planar variant takes with chunks of `r` rows
+    (stride 1, SAME, no dilation, kernels 1-5 either way, heights 2-4 chunks, widths 1-20), ~15% with hostile
+    quantization. Returns (model bytes, input specs)."""
+    from specializer.tflite_writer import ModelBuilder
+
+    mb = ModelBuilder()
+    specs = []
+    for k in range(n):
+        kh, kw = int(rng.integers(1, 6)), int(rng.integers(1, 6))
+        ih = r * int(rng.integers(2, 5))
+        geom = (ih, int(rng.integers(1, 21)), kh, kw, 1, 1, 1, 1, "SAME")
+        shape, zp, _ = add_conv_layer(mb, rng, f"{tag}_{k}", True, force={"geom": geom, "mult": 1},
+                                      channels=(4, 8, 12), hostile=rng.random() < 0.15)
+        specs.append((shape, zp))
+    return mb.build(), specs
+
+
 def _band_producer(mb: ModelBuilder, rng, tag: str, pk: str = None) -> tuple:
     """The P layer of a band (passes/fuse_bands) on its own input: a 1x1 CONV_2D (channels x1..x6), a KxK
     CONV_2D (any stride, SAME/VALID) or a DEPTHWISE_CONV_2D. Returns (x, m, input hwc, input zp, output hwc,

@@ -101,6 +101,29 @@ def test_planar_depthwise_host_twins(tmp_path, sweep):
         assert not bad, f"not bit-exact: {bad[:3]}"
 
 
+# the chunked planar depthwise's forms: chunk heights, blocks looped or unrolled, shifts loaded or specialized
+PC_FORMS = ({"PC": 8}, {"PC": 12, "PU": False}, {"PC": 16, "PS": False}, {"PC": 8, "PU": False, "PS": False})
+
+
+def test_chunked_planar_depthwise_host_twins(tmp_path, sweep):
+    """The planar depthwise gathering its plane a chunk of rows at a time (the halo kept in the scratch) under
+    ASan: kernels 1-5, any width, heights 8, 12 or 16 divide; in place wherever the input dies."""
+    from specializer.api import lower
+    from spz_randlayers import chunked_depthwise_model
+
+    rng = np.random.default_rng(83)
+    n = sweep(36)
+    chunked = 0
+    for m in range((n + 11) // 12):
+        prefer = PC_FORMS[m % len(PC_FORMS)]
+        model, specs = chunked_depthwise_model(rng, str(m), min(12, n - 12 * m), prefer["PC"])
+        g, _ = lower(model, "cortex-m4", prefer=prefer)
+        chunked += sum(dict(op.kernel.variant).get("PC") == prefer["PC"] for op in g.ops if op.kernel and op.kernel.variant)
+        bad = compare(model, random_inputs(rng, specs), tmp_path / f"o{m}", target="cortex-m4", prefer=prefer)
+        assert not bad, f"not bit-exact: {bad[:3]}"
+    assert chunked >= n // 2, f"only {chunked} of {n} layers chunked"
+
+
 def test_x8_conv_host_twins(tmp_path, sweep):
     """Convolutions with the x8 weight format (raw int8 weight words, A/B columns, zero point in the bias),
     im2col and rows, with padding and strides, under ASan."""

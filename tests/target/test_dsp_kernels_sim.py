@@ -116,6 +116,25 @@ def test_dsp_depthwise_planar_in_simulator(tmp_path, sweep):
     assert placed, "no planar depthwise was placed in place"
 
 
+def test_dsp_depthwise_chunked_planar_in_simulator(tmp_path, sweep):
+    """The chunked planar depthwise (the plane gathered 8, 12 or 16 output rows at a time, the halo rows kept in
+    the scratch), in place: kernels 1-5, any width."""
+    from spz_randlayers import chunked_depthwise_model
+
+    rng = np.random.default_rng(84)
+    n = sweep(24)
+    chunked = 0
+    for m in range((n + 11) // 12):
+        prefer = ({"PC": 8}, {"PC": 16, "PU": False, "PS": False}, {"PC": 12, "PS": True})[m % 3]
+        model, specs = chunked_depthwise_model(rng, str(m), min(12, n - 12 * m), prefer["PC"])
+        bad, res = sim_mismatches(model, random_inputs(rng, specs), tmp_path / f"m{m}", opt=OPTS[m % len(OPTS)],
+                                  prefer=prefer)
+        assert not bad, f"chunked planar depthwise not bit-exact in the simulator: {bad[:4]}"
+        chunked += sum(bool(dict(op.kernel.variant).get("PC")) for op in res.graph.ops
+                       if op.kernel is not None and op.kernel.variant)
+    assert chunked >= n // 2, f"only {chunked} of {n} layers chunked"
+
+
 def test_dsp_conv_x8_in_simulator(tmp_path, sweep):
     """Convolutions in the x8 weight format (raw int8 weight words meeting A/B columns) wherever it applies:
     im2col and rows, padding, strides, dilations, hostile quantization (the 256x bound falls back)."""
