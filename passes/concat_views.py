@@ -2,8 +2,9 @@
 
 How it works
 1. For each CONCATENATION an input is a candidate when its bytes can simply be the slice: it is produced by a
-   layer of ours (not an alias, a graph input, a constant or a variable), appears once among the inputs, no alias
-   op reads it, and its slice starts at a multiple of the arena alignment. Then:
+   layer of ours (not an alias or another CONCATENATION), it is no graph input or output, constant or variable,
+   appears once among the inputs, is no other concatenation's slice already, no alias op reads it, and its
+   slice starts at a multiple of the arena alignment. Then:
    - contiguous slices (the dimensions before the axis multiply to 1, e.g. vectors joined end to end): any
      producer writes there unchanged and other layers may read it there too;
    - last-axis slices of an int8 tensor with more than one pixel (the channel concatenations of detectors):
@@ -52,6 +53,7 @@ def candidates(g: Graph, op: Op, alignment: int = 4) -> dict[int, int]:
         for t in set(o.inputs):
             if t is not None:
                 readers.setdefault(t, []).append(o)
+    taken = {o.inputs[p] for o in g.ops for p in o.views}  # a tensor is the slice of one output at most
     out: dict[int, int] = {}
     off = 0
     for pos, tid in enumerate(op.inputs):
@@ -60,7 +62,8 @@ def candidates(g: Graph, op: Op, alignment: int = 4) -> dict[int, int]:
         start, off = off, off + chunk
         prod = g.producer(tid)
         if (prod is None or prod.kernel is None or prod.alias_of is not None or prod.kind == "CONCATENATION"
-                or tid in fixed or t.is_const or t.variable or t.nbytes == 0 or op.inputs.count(tid) != 1
+                or tid in fixed or tid in taken or t.is_const or t.variable or t.nbytes == 0
+                or op.inputs.count(tid) != 1
                 or start % alignment or any(r.alias_of is not None for r in readers.get(tid, ()))):
             continue
         if outer == 1 or chunk == stride:

@@ -20,7 +20,9 @@ How it works
    is the placement's decision (`passes.plan_memory`).
 7. Slices: a CONCATENATION's `views` are inputs its producers wrote straight into their slice of its output
    (`passes.concat_views`). They join the output's group like aliases, but at a byte offset, and along the last
-   axis as `outer` chunks at a stride (`slices`). A slice is never an in-place or chasing output.
+   axis as `outer` chunks at a stride (`slices`), and a tensor is the slice of one output at most. A slice is
+   never an in-place or chasing output; where a contiguous slice is read by a later layer that may chase its
+   input, the distance is measured from the group's first byte, which only lies further below the slice (safe).
 """
 from __future__ import annotations
 
@@ -75,28 +77,39 @@ class Slice:
         return [(base + k * self.stride, base + k * self.stride + self.chunk) for k in range(self.outer)]
 
 
+def concat_layout(g: Graph, op: Op) -> list[Slice]:
+    """Where each input of a CONCATENATION lies in its output's bytes (views or not), in input order."""
+    y = g.t(op.outputs[0])
+    rank = len(y.shape)
+    axis = op.attrs.axis + rank if op.attrs.axis < 0 else op.attrs.axis
+    inner = DTYPE_BYTES[y.dtype]
+    for d in y.shape[axis + 1:]:
+        inner *= d
+    outer = 1
+    for d in y.shape[:axis]:
+        outer *= d
+    out, off = [], 0
+    for tid in op.inputs:
+        chunk = g.t(tid).shape[axis] * inner
+        out.append(Slice(of=y.id, offset=off, outer=outer, chunk=chunk, stride=y.shape[axis] * inner))
+        off += chunk
+    return out
+
+
 def slices(g: Graph) -> dict[int, Slice]:
-    """tensor id -> its Slice, for every CONCATENATION input written in place (`Op.views`)."""
+    """tensor id -> its Slice, for every CONCATENATION input written in place (`Op.views`). A tensor is the
+    slice of one concatenation at most (IRError otherwise: two outputs would share its bytes)."""
     out: dict[int, Slice] = {}
     for op in g.ops:
         if op.kind != "CONCATENATION" or not op.views:
             continue
-        y = g.t(op.outputs[0])
-        rank = len(y.shape)
-        axis = op.attrs.axis + rank if op.attrs.axis < 0 else op.attrs.axis
-        esize = DTYPE_BYTES[y.dtype]
-        inner = esize
-        for d in y.shape[axis + 1:]:
-            inner *= d
-        outer = 1
-        for d in y.shape[:axis]:
-            outer *= d
-        off = 0
-        for pos, tid in enumerate(op.inputs):
-            chunk = g.t(tid).shape[axis] * inner
-            if pos in op.views:
-                out[tid] = Slice(of=y.id, offset=off, outer=outer, chunk=chunk, stride=y.shape[axis] * inner)
-            off += chunk
+        layout = concat_layout(g, op)
+        for pos in op.views:
+            tid = op.inputs[pos]
+            if tid in out:
+                raise IRError(f"op #{op.index} CONCATENATION: input %{tid} is already a slice of another "
+                              "concatenation's output")
+            out[tid] = layout[pos]
     return out
 
 

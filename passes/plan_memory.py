@@ -224,7 +224,9 @@ def check_plan(g: Graph) -> None:
     """Prove `g.memory_plan` against freshly computed liveness. Raises IRError naming the culprits.
 
     Checks: alignment is a power of two; every planned tensor and every scratch buffer has an offset (and nothing
-    else has one); alias group members share one offset; offsets are aligned and buffers lie inside the arena;
+    else has one); alias group members share one offset (a concatenation's slice: that offset plus its place in
+    the output; a tensor is the slice of one output at most, `slices`); offsets, slices' included, are aligned and
+    buffers lie inside the arena;
     every recorded in-place pair is legal (the kernel allows it, the input dies at the op producing the output,
     same size, same offset); and no two buffers live at a common step overlap in memory except such a pair.
     """
@@ -266,6 +268,10 @@ def check_plan(g: Graph) -> None:
             o = offs.pop()
         if not isinstance(o, int) or o < 0 or o % a:
             raise IRError(f"memory plan: {_label(g, b)} offset {o} is negative or not a multiple of {a}")
+        bad = [t for t in b.tensors if t in sliced and plan.offsets[t] % a]
+        if bad:
+            raise IRError(f"memory plan: concatenation slice %{bad[0]} at {plan.offsets[bad[0]]} is not a multiple "
+                          f"of {a}")
         if o + b.size > plan.arena_size:
             raise IRError(f"memory plan: {_label(g, b)} [bytes {o}..{o + b.size}) ends beyond the arena "
                           f"({plan.arena_size} bytes)")

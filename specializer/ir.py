@@ -349,6 +349,9 @@ def verify(g: Graph) -> None:
         if op.views and (op.kind != "CONCATENATION" or len(set(op.views)) != len(op.views)
                          or not all(0 <= p < len(op.inputs) for p in op.views)):
             raise IRError(f"{where}: views {op.views} must be distinct input positions of a CONCATENATION")
+    viewed = [op.inputs[p] for op in g.ops for p in op.views]
+    if len(viewed) != len(set(viewed)):
+        raise IRError("a tensor is the written-in-place slice of two concatenations (they would share its bytes)")
     for tid in g.outputs:
         if tid not in defined:
             raise IRError(f"graph output %{tid} is never produced")

@@ -24,7 +24,7 @@ END = 0xFFFFFFFF
 
 def allowed_ranges(g) -> dict:
     """op index (and None: before the first layer) -> [(lo, hi)] arena byte ranges the layer may write."""
-    from .passes.liveness import slices
+    from .passes.liveness import concat_layout, slices
 
     mp = g.memory_plan
     sliced = slices(g)
@@ -37,7 +37,12 @@ def allowed_ranges(g) -> dict:
              if tt.variable and t in mp.offsets]
     out = {None: list(state)}
     for op in g.ops:
-        r = [rg for t in op.outputs if t in mp.offsets for rg in ranges(t)]
+        if op.views:  # a concatenation writes only the slices its producers did not
+            base = mp.offsets[op.outputs[0]]
+            r = [rg for p, s in enumerate(concat_layout(g, op)) if p not in op.views
+                 for rg in s.ranges(base + s.offset)]
+        else:
+            r = [rg for t in op.outputs if t in mp.offsets for rg in ranges(t)]
         if op.index in mp.scratch_offsets and op.kernel is not None and op.kernel.scratch_bytes:
             s0 = mp.scratch_offsets[op.index]
             r.append((s0, s0 + op.kernel.scratch_bytes))
