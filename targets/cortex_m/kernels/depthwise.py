@@ -520,9 +520,10 @@ def variants(g, op) -> list:
         for r in chunks:  # the plane a chunk at a time: the scratch of an r-row plane
             gv, n = dict(geo, IH=r, OH=r), geo["OH"] // r
             extra_gathers = len(chunk_args(geo, r, _planar_nwh(gv))["GSPECS"]) - 1
-            for pu, ps in [(False, False), (True, False)] + ([(True, True)] if nshift else []):
-                if pu and not planar_args(gv)["UNROLLB"]:
-                    continue
+            forms = [(False, False), (True, False)] + ([(True, True)] if nshift else [])
+            if not planar_args(gv)["UNROLLB"]:  # as for the whole plane: looped blocks, shifts loaded or not
+                forms = [(False, False)] + ([(False, True)] if nshift else [])
+            for pu, ps in forms:
                 code = planar_code_bytes(gv, unroll=pu, shifts=nshift if ps else 1) + 160 * extra_gathers
                 cyc = n * planar_cycles(gv, unroll=pu, shifts=ps) + geo["B"] * geo["C"] * n * geo["IW"] * 3
                 out.append(Variant({"PN": True, "PU": pu, "PS": ps, "PC": r}, cyc, code, inplace=True,
