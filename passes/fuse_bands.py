@@ -474,8 +474,9 @@ ROWS = (1, 2, 4)  # output rows per step tried for residual blocks: more rows, f
 def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bool = False,
                optimize: str = "balanced", rechoose: Any = None) -> Graph:
     """`force` (tests: prefer={"BAND": True}) fuses every candidate, whatever the arena says. `optimize`: "time"
-    fuses nothing, "balanced" layer pairs and residual blocks (the blocks' output over their input), "ram" lets the
-    pairs' output chase their input too."""
+    fuses nothing, "balanced" layer pairs (their output chasing their input) and residual blocks (their output over
+    their input), each pair in its fastest form that cuts the arena enough; "ram" the smallest forms, then relaxes
+    every band (not only the blocks) to the fastest that keeps the arena."""
     from specializer.passes.plan_memory import plan_memory
 
     if generic_only or (optimize == "time" and not force):  # the ablation build keeps the model's layers
@@ -505,7 +506,9 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
         return (best[0][0], best[1], best[2]) if best is not None else None
 
     blocks = residual_candidates(g)
-    chase = force or optimize == "ram"  # balanced: a pair's output does not chase its input (fewer, cheaper bands)
+    # a pair's output chases its input in every mode (it used to be RAM-first only; measured this session: VWW
+    # 31,020 -> 29,756 B and the CIFAR-10 seed 19,612 -> 17,812 B of RAM at equal cycles, nothing else changed)
+    chase = True
     for p, c, a, s, pos in blocks:  # residual blocks first: their input can take their output
         if any(op not in g.ops for op in (p, c, a) + ((s,) if s is not None else ())):
             continue

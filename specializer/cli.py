@@ -34,8 +34,8 @@ def _parser() -> argparse.ArgumentParser:
                         "= fastest variant everywhere; default: the int8 weight streams plus max(32K, 8%%)")
     c.add_argument("--optimize", choices=("balanced", "time", "ram"), default="balanced",
                    help="time: no row bands; balanced (default): row bands for layer pairs and residual blocks "
-                        "that cut the arena >= 10%%; ram: pairs' outputs over their inputs too, and variants may "
-                        "give up more cycles for RAM")
+                        "that cut the arena >= 10%%, each in its fastest such form; ram: the smallest band forms, "
+                        "and variants may give up more cycles for RAM")
     c.add_argument("--no-prune", dest="prune", action="store_false",
                    help="keep channels proven constant (passes/prune_channels removes them by default)")
     c.add_argument("--tune", action="store_true",

@@ -10,8 +10,8 @@ from spz_testutil import MODELS, model_path, requires_models
 
 # model -> (arena the default M4 build plans, the RAM goal in bytes: 0.35x or 0.5x of TFLM + CMSIS-NN's RAM)
 ARENAS = {"mlperf_ic_resnet8": (19_800, 20_181), "mlperf_ad_fc_autoencoder": (768, 1_429),
-          "mlperf_kws_dscnn": (8_280, 8_919), "mlperf_vww_mobilenetv1_025": (30_744, 36_180),
-          "seed_cifar10_cnn": (19_304, 22_474)}
+          "mlperf_kws_dscnn": (8_280, 8_919), "mlperf_vww_mobilenetv1_025": (29_484, 36_180),
+          "seed_cifar10_cnn": (17_512, 22_474)}
 
 
 @requires_models
