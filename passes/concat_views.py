@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from specializer.ir import DTYPE_BYTES, Graph, Op
+from specializer.ir import Graph, Op
 
+from .liveness import concat_layout
 from .plan_memory import plan_memory
 
 
@@ -37,16 +38,7 @@ def _entry(op: Op):
 def candidates(g: Graph, op: Op, alignment: int = 4) -> dict[int, int]:
     """Input position -> the output pixel stride its producer would write with (0: contiguous slice)."""
     y = g.t(op.outputs[0])
-    rank = len(y.shape)
-    axis = op.attrs.axis + rank if op.attrs.axis < 0 else op.attrs.axis
-    esize = DTYPE_BYTES[y.dtype]
-    inner = esize
-    for d in y.shape[axis + 1:]:
-        inner *= d
-    outer = 1
-    for d in y.shape[:axis]:
-        outer *= d
-    stride = y.shape[axis] * inner
+    last_axis = op.attrs.axis in (-1, len(y.shape) - 1)
     fixed = set(g.inputs) | set(g.outputs)
     readers: dict[int, list[Op]] = {}
     for o in g.ops:
@@ -55,22 +47,19 @@ def candidates(g: Graph, op: Op, alignment: int = 4) -> dict[int, int]:
                 readers.setdefault(t, []).append(o)
     taken = {o.inputs[p] for o in g.ops for p in o.views}  # a tensor is the slice of one output at most
     out: dict[int, int] = {}
-    off = 0
-    for pos, tid in enumerate(op.inputs):
+    for pos, (tid, s) in enumerate(zip(op.inputs, concat_layout(g, op))):
         t = g.t(tid)
-        chunk = t.shape[axis] * inner
-        start, off = off, off + chunk
         prod = g.producer(tid)
         if (prod is None or prod.kernel is None or prod.alias_of is not None or prod.kind == "CONCATENATION"
                 or tid in fixed or tid in taken or t.is_const or t.variable or t.nbytes == 0
                 or op.inputs.count(tid) != 1
-                or start % alignment or any(r.alias_of is not None for r in readers.get(tid, ()))):
+                or s.offset % alignment or any(r.alias_of is not None for r in readers.get(tid, ()))):
             continue
-        if outer == 1 or chunk == stride:
+        if s.outer == 1 or s.chunk == s.stride:
             out[pos] = 0
-        elif (axis == rank - 1 and y.dtype == "int8" and stride % alignment == 0 and len(prod.outputs) == 1
+        elif (last_axis and y.dtype == "int8" and s.stride % alignment == 0 and len(prod.outputs) == 1
               and [r.index for r in readers[tid]] == [op.index] and _entry(prod).ostride):
-            out[pos] = y.shape[axis]
+            out[pos] = y.shape[-1]
     return out
 
 

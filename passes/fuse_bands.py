@@ -356,12 +356,11 @@ def _choose_kernels(sub: Graph, parent: dict, core: Any, inherit: Any) -> Option
 
 
 def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1, a: Optional[Op] = None,
-          s: Optional[Op] = None, res_pos: int = 0, chase: bool = True) -> Optional[Op]:
+          s: Optional[Op] = None, res_pos: int = 0) -> Optional[Op]:
     """The BANDED_PAIR op replacing p and c (and, for a residual block, the ADD a and the shortcut s), or None
     when a sub-layer has no kernel. `inherit`: the sub-layers keep the variant choose_variants picked for their
-    layer; else their kernels' defaults (less scratch, often). `rows`: output rows per step. `chase`: the output
-    may overlap the input (kernels/band.py overlap; always for residual blocks, whose output takes the input's
-    place)."""
+    layer; else their kernels' defaults (less scratch, often). `rows`: output rows per step. The output may
+    overlap the input (kernels/band.py overlap; a residual block's output takes the input's place)."""
     x, m, y = g.t(p.inputs[0]), g.t(p.outputs[0]), g.t(c.outputs[0])
     yy = g.t(a.outputs[0]) if a is not None else y
     kh, _ = _kernel_hw(g, c)
@@ -465,7 +464,7 @@ def build(g: Graph, p: Op, c: Op, core: Any, inherit: bool = True, rows: int = 1
     fused = Op(kind="BANDED_PAIR", inputs=(x.id,), outputs=(yy.id,), attrs=attrs, index=(a or c).index,
                kernel=KernelChoice("band_pair", scratch))
     return dataclasses.replace(fused, kernel=dataclasses.replace(
-        fused.kernel, overlap=overlap(g, fused) if (chase or a is not None) else ()))
+        fused.kernel, overlap=overlap(g, fused)))
 
 
 ROWS = (1, 2, 4)  # output rows per step tried for residual blocks: more rows, fewer calls, a larger band
@@ -506,9 +505,8 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
         return (best[0][0], best[1], best[2]) if best is not None else None
 
     blocks = residual_candidates(g)
-    # a pair's output chases its input in every mode (it used to be RAM-first only; measured this session: VWW
-    # 31,020 -> 29,756 B and the CIFAR-10 seed 19,612 -> 17,812 B of RAM at equal cycles, nothing else changed)
-    chase = True
+    # a pair's output chases its input in every mode (it used to be RAM-first only; `benchmarks/run_models.py`,
+    # 2026-11-30: VWW 31,020 -> 29,756 B and the CIFAR-10 seed 19,612 -> 17,812 B of RAM at equal cycles)
     for p, c, a, s, pos in blocks:  # residual blocks first: their input can take their output
         if any(op not in g.ops for op in (p, c, a) + ((s,) if s is not None else ())):
             continue
@@ -521,7 +519,7 @@ def fuse_bands(g: Graph, core: Any = None, generic_only: bool = False, force: bo
         if p not in g.ops or c not in g.ops:
             continue
         # the layers' own variants first (faster); defaults where they need less
-        best = best_of([((inh, 1), lambda inh=inh: build(g, p, c, core, inh, chase=chase))
+        best = best_of([((inh, 1), lambda inh=inh: build(g, p, c, core, inh))
                         for inh in _forms(p)])
         if best is not None:
             arena, g, key = best
@@ -571,7 +569,7 @@ def _relax(g: Graph, orig: Graph, chosen: dict, core: Any, rechoose) -> Graph:
             inh, rows = key
             if inh == "rows" and not ring:  # the same build as the layers' own variants
                 continue
-            fused = build(orig, p, c, core, inh, rows, a, s, pos, chase=True)
+            fused = build(orig, p, c, core, inh, rows, a, s, pos)
             if fused is None:
                 continue
             trial = g.with_ops([fused if op.index == idx else op for op in g.ops])

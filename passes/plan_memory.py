@@ -372,11 +372,11 @@ def timeline(g: Graph, name_width: int = 36) -> str:
     return "\n".join(lines) + "\n"
 
 
-def tensor_ranges(g: Graph, tid: int) -> list[tuple[int, int]]:
+def tensor_ranges(g: Graph, tid: int, sliced: Optional[dict] = None) -> list[tuple[int, int]]:
     """The arena byte ranges [lo, hi) holding planned tensor `tid`'s elements, in element order: one range, or a
-    concatenation slice's chunks (`passes.liveness.slices`)."""
+    concatenation slice's chunks (`passes.liveness.slices`; pass `sliced`, its result, when asking many times)."""
     off = g.memory_plan.offsets[tid]
-    s = slices(g).get(tid)
+    s = (slices(g) if sliced is None else sliced).get(tid)
     return s.ranges(off) if s is not None else [(off, off + g.t(tid).nbytes)]
 
 

@@ -25,13 +25,10 @@ END = 0xFFFFFFFF
 def allowed_ranges(g) -> dict:
     """op index (and None: before the first layer) -> [(lo, hi)] arena byte ranges the layer may write."""
     from .passes.liveness import concat_layout, slices
+    from .passes.plan_memory import tensor_ranges
 
     mp = g.memory_plan
-    sliced = slices(g)
-
-    def ranges(t):  # a concatenation slice written in place: only its chunks
-        off = mp.offsets[t]
-        return sliced[t].ranges(off) if t in sliced else [(off, off + g.t(t).nbytes)]
+    sliced = slices(g)  # a concatenation slice written in place: only its chunks (tensor_ranges)
 
     state = [(mp.offsets[t], mp.offsets[t] + g.t(t).nbytes) for t, tt in g.tensors.items()
              if tt.variable and t in mp.offsets]
@@ -42,12 +39,12 @@ def allowed_ranges(g) -> dict:
             r = [rg for p, s in enumerate(concat_layout(g, op)) if p not in op.views
                  for rg in s.ranges(base + s.offset)]
         else:
-            r = [rg for t in op.outputs if t in mp.offsets for rg in ranges(t)]
+            r = [rg for t in op.outputs if t in mp.offsets for rg in tensor_ranges(g, t, sliced)]
         if op.index in mp.scratch_offsets and op.kernel is not None and op.kernel.scratch_bytes:
             s0 = mp.scratch_offsets[op.index]
             r.append((s0, s0 + op.kernel.scratch_bytes))
         for pos in (op.kernel.clobbers if op.kernel is not None else ()):  # its input as working memory
-            r += ranges(op.inputs[pos])
+            r += tensor_ranges(g, op.inputs[pos], sliced)
         if any(t is not None and g.t(t).variable for t in op.inputs):
             r += state
         out[op.index] = r

@@ -79,6 +79,12 @@ def overlap_constraints(e: KernelEntry, g: "Graph", op: "Op") -> tuple:
     return tuple(e.overlap(g, op)) if e.overlap is not None else ()
 
 
+def out_pixel_stride(op: "Op", channels: int) -> int:
+    """Elements between the output pixels an `ostride` entry writes: `channels`, or the channels of the
+    concatenation whose slice its output is (KernelChoice.ostride)."""
+    return op.kernel.ostride if op.kernel is not None and op.kernel.ostride else channels
+
+
 def clobber_positions(e: KernelEntry, g: "Graph", op: "Op") -> tuple:
     """Input positions the entry's kernel overwrites while it runs, for this layer."""
     return tuple(e.clobbers(g, op)) if e.clobbers is not None else ()

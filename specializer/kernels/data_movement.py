@@ -25,7 +25,7 @@ from typing import Optional
 import numpy as np
 
 from ..ir import DTYPE_BYTES
-from ..registry import KernelEntry
+from ..registry import KernelEntry, out_pixel_stride
 
 MAX_RANK = 5  # the strided gather and PAD work in 5 dimensions (TFLM's PAD/TRANSPOSE limit)
 
@@ -326,8 +326,8 @@ def _emit_resize(ctx):
     p = ctx.sym("p")
     ysym = ctx.weights(np.asarray(ys, dtype=np.int32))
     xsym = ctx.weights(np.asarray(xs, dtype=np.int32))
-    ostride = op.kernel.ostride if op.kernel is not None and op.kernel.ostride else c  # a concatenation slice
-    ctx.static(f"static const {fn}_params {p} = {{ {n}, {oh}, {ow}, {c}, {ih * iw * c}, {ostride} }};")
+    ctx.static(f"static const {fn}_params {p} = {{ {n}, {oh}, {ow}, {c}, {ih * iw * c}, "
+               f"{out_pixel_stride(op, c)} }};")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ysym}, {xsym}, {ctx.ptr(y.id)});")
 
 

@@ -15,7 +15,7 @@ How it works
 from __future__ import annotations
 
 from ..ops import conv_output_size, explicit_padding
-from ..registry import KernelEntry
+from ..registry import KernelEntry, out_pixel_stride
 from .overlap import gap
 
 
@@ -73,7 +73,7 @@ def _emit(ctx, full=(-128, 127)):
     p = ctx.sym("p")
     ctx.static(f"static const {fn}_params {p} = {{ {x.shape[0]}, {x.shape[1]}, {x.shape[2]}, {x.shape[3]}, "
                f"{y.shape[1]}, {y.shape[2]}, {a.filter_h}, {a.filter_w}, {a.stride_h}, {a.stride_w}, "
-               f"{top}, {left}, {lo}, {hi}, {op.kernel.ostride if op.kernel and op.kernel.ostride else x.shape[3]} }};")
+               f"{top}, {left}, {lo}, {hi}, {out_pixel_stride(op, x.shape[3])} }};")
     ctx.call(f"{fn}(&{p}, {ctx.ptr(x.id)}, {ctx.ptr(y.id)});")
 
 

@@ -67,7 +67,8 @@ def _geometry(g, op) -> dict:
 
 # reductions up to this deep loop over the row's pixel pairs inside the GEMM function (one call per row, not per
 # pair: the saved and restored registers cost ~25 cycles a call); deeper ones keep a call per pair, where the
-# loop's extra live values make gcc spill in the blocks (measured: ResNet-8 +2.6%, CIFAR-10 +1.5% looping all)
+# loop's extra live values make gcc spill in the blocks (looping every layer: ResNet-8 +2.6%, CIFAR-10 +1.5%;
+# the bench ELF at -O3, 2026-11-30)
 PAIR_LOOP_MAX_K = 48
 
 

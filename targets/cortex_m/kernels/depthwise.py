@@ -17,7 +17,8 @@ How it works
    H on 4-row blocks. Chunked (PC = 8, 12 or 16 output rows, stride 1 SAME, `planar_chunks`): the plane is
    gathered a chunk at a time into the scratch of a PC-row plane, the chunk's first words (its halo) copied from
    the last chunk's bottom ones, so a layer whose whole plane would not fit the RAM still runs planar, in place
-   (the face detector's 96x96x8 layer 6: 2,519,716 -> ~1.6 M cycles with 1,920 instead of 2,336 bytes of scratch).
+   (the face detector's 96x96x8 layer 6: 2,519,716 -> 1,622,358 cycles with 1,920 instead of 2,336 bytes of
+   scratch; `benchmarks/run_models.py`, 2026-11-30).
 """
 from __future__ import annotations
 
@@ -514,30 +515,24 @@ def variants(g, op) -> list:
     if rows_ok(geo):
         code = rows_code_bytes(geo)
         out.append(Variant({"RW": True}, rows_cycles(geo), code, inplace=can_be_inplace(geo), code=code))
-    chunks = [r for r in planar_chunks(geo) if planar_ok(dict(geo, IH=r, OH=r))]
-    if (planar_ok(geo) or chunks) and _planar_fits(g, op, geo):
+    # chunks of r output rows (the scratch of an r-row plane, halo copies, one gather per kind of chunk), then the
+    # whole plane (r = 0)
+    planes = [r for r in planar_chunks(geo) if planar_ok(dict(geo, IH=r, OH=r))] + ([0] if planar_ok(geo) else [])
+    if planes and _planar_fits(g, op, geo):
         nshift = len(_planar_shifts(g, op))
-        for r in chunks:  # the plane a chunk at a time: the scratch of an r-row plane
-            gv, n = dict(geo, IH=r, OH=r), geo["OH"] // r
-            extra_gathers = len(chunk_args(geo, r, _planar_nwh(gv))["GSPECS"]) - 1
+        for r in planes:
+            gv, n = (dict(geo, IH=r, OH=r), geo["OH"] // r) if r else (geo, 1)
+            gathers = 160 * (len(chunk_args(geo, r, _planar_nwh(gv))["GSPECS"]) - 1) if r else 0
+            halo = geo["B"] * geo["C"] * n * geo["IW"] * 3 if r else 0
             forms = [(False, False), (True, False)] + ([(True, True)] if nshift else [])
-            if not planar_args(gv)["UNROLLB"]:  # as for the whole plane: looped blocks, shifts loaded or not
+            if not planar_args(gv)["UNROLLB"]:  # looped blocks, shifts loaded or specialized
                 forms = [(False, False)] + ([(False, True)] if nshift else [])
             for pu, ps in forms:
-                code = planar_code_bytes(gv, unroll=pu, shifts=nshift if ps else 1) + 160 * extra_gathers
-                cyc = n * planar_cycles(gv, unroll=pu, shifts=ps) + geo["B"] * geo["C"] * n * geo["IW"] * 3
-                out.append(Variant({"PN": True, "PU": pu, "PS": ps, "PC": r}, cyc, code, inplace=True,
+                code = planar_code_bytes(gv, unroll=pu, shifts=nshift if ps else 1) + gathers
+                # shift-specialized code is shared only by layers with the same shifts: counted whole for each layer
+                params = dict({"PN": True, "PU": pu, "PS": ps}, **({"PC": r} if r else {}))
+                out.append(Variant(params, n * planar_cycles(gv, unroll=pu, shifts=ps) + halo, code, inplace=True,
                                    code=0 if ps else code))
-    if planar_ok(geo) and _planar_fits(g, op, geo):
-        nshift = len(_planar_shifts(g, op))
-        forms = [(False, False), (True, False)] + ([(True, True)] if nshift else [])
-        if not planar_args(geo)["UNROLLB"]:
-            forms = [f for f in forms if not f[0]] + ([(False, True)] if nshift else [])
-        for pu, ps in forms:
-            code = planar_code_bytes(geo, unroll=pu, shifts=nshift if ps else 1)
-            # shift-specialized code is shared only by layers with the same shifts: counted whole for each layer
-            out.append(Variant({"PN": True, "PU": pu, "PS": ps}, planar_cycles(geo, unroll=pu, shifts=ps), code,
-                               inplace=True, code=0 if ps else code))
     return out
 
 

@@ -10,7 +10,7 @@ How it works
    the stream then holds 256 (folded bias + 127 * the row's odd-position weights), the weight bytes of even
    positions offset by 128, and the tail weights x256.
 4. XT in place (variant IP, where the input row dies at this layer: `liveness.dies_at`): only the B half of the
-   transform is kept, over the input's own words; no scratch, one AND and one SSUB16 more per 4 inputs and row
+   transform is kept, over the input's own words; no scratch, one AND and one MVN more per 4 inputs and row
    block. The memory plan lets the kernel write its input (`clobbers`) and check_plan proves the input dies here.
 """
 from __future__ import annotations

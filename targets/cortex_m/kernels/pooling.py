@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from specializer.kernels import pooling as generic_pool
-from specializer.registry import KernelEntry
+from specializer.registry import KernelEntry, out_pixel_stride
 
 from .common import clamp_of, variant_name
 
@@ -41,7 +41,7 @@ def template_args(g, op) -> dict:
     return dict(AVG=op.kind == "AVERAGE_POOL_2D", B=x.shape[0], IH=x.shape[1], IW=x.shape[2], C=x.shape[3],
                 OH=y.shape[1], OW=y.shape[2], KH=a.filter_h, KW=a.filter_w, SH=a.stride_h, SW=a.stride_w, PT=top,
                 PL=left, ACT_MIN=lo, ACT_MAX=hi, CLAMP=lo > -128 or hi < 127,
-                OS=op.kernel.ostride if op.kernel is not None and op.kernel.ostride else x.shape[3])
+                OS=out_pixel_stride(op, x.shape[3]))
 
 
 def variant(args: dict) -> str:
